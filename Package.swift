@@ -1,0 +1,147 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictSwift6: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "swift-chat",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "chat-server", targets: ["chat-server"]),
+        .executable(name: "chat-client", targets: ["chat-client"]),
+        .executable(name: "chat-admin", targets: ["chat-admin"]),
+        .executable(name: "chat-bench", targets: ["chat-bench"]),
+        .library(name: "ChatProtocol", targets: ["ChatProtocol"]),
+        .library(name: "Storage", targets: ["Storage"]),
+        .library(name: "Server", targets: ["Server"]),
+        .library(name: "ChatClient", targets: ["ChatClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        // Frames, the JSON codec, names, times: shared by everything that speaks the protocol.
+        .target(
+            name: "ChatProtocol",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        // config.json: loading, defaults, validation.
+        .target(
+            name: "ChatConfiguration",
+            dependencies: ["ChatProtocol"],
+            swiftSettings: strictSwift6
+        ),
+        // SQLite: users, rooms, messages, read markers, search, maintenance.
+        .target(
+            name: "Storage",
+            dependencies: [
+                "ChatProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSwift6,
+            plugins: ["EmbedMigrations"]
+        ),
+        // Connections, rooms, broadcast, history replay.
+        .target(
+            name: "Server",
+            dependencies: [
+                "ChatProtocol", "ChatConfiguration", "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        // A client library speaking the native protocol: used by chat-client, chat-bench and tests.
+        .target(
+            name: "ChatClient",
+            dependencies: [
+                "ChatProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        .executableTarget(
+            name: "chat-server",
+            dependencies: [
+                "Server", "ChatConfiguration",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        .executableTarget(
+            name: "chat-client",
+            dependencies: [
+                "ChatClient", "ChatProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        .executableTarget(
+            name: "chat-admin",
+            dependencies: [
+                "Storage", "ChatConfiguration", "ChatProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        .executableTarget(
+            name: "chat-bench",
+            dependencies: [
+                "ChatProtocol", "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        // Build-time tool: turns migrations/*.sql into Swift source compiled into Storage.
+        .executableTarget(
+            name: "embed-migrations",
+            path: "Plugins/EmbedMigrationsTool",
+            swiftSettings: strictSwift6
+        ),
+        .plugin(
+            name: "EmbedMigrations",
+            capability: .buildTool(),
+            dependencies: ["embed-migrations"]
+        ),
+        .testTarget(
+            name: "ChatProtocolTests",
+            dependencies: ["ChatProtocol", "ChatConfiguration"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: ["Storage", "ChatProtocol"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Storage", "ChatProtocol", "ChatConfiguration", "ChatClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["Storage", "ChatProtocol"],
+            swiftSettings: strictSwift6
+        ),
+    ]
+)

@@ -1,0 +1,80 @@
+import ChatProtocol
+
+/// A deployment's settings: `config.json` as SPEC.md defines it. Every key has a default.
+public struct ServerConfiguration: Sendable, Equatable {
+    public struct Server: Sendable, Equatable {
+        public var name = "chat"
+        public var host = "127.0.0.1"
+        public var port = 9999
+        public var password: String?
+        public var motd: String?
+    }
+
+    public enum Durability: String, Sendable, Equatable {
+        /// WAL with `synchronous=NORMAL`: survives a crash of the process.
+        case normal
+        /// WAL with `synchronous=FULL`: also survives a crash of the machine.
+        case full
+    }
+
+    public struct Database: Sendable, Equatable {
+        /// Resolved against the configuration file's folder when loaded from a file.
+        public var path = "chat.sqlite"
+        public var durability = Durability.normal
+    }
+
+    public struct History: Sendable, Equatable {
+        public var onJoin = 50
+        public var maxReplay = 500
+        public var retentionDays: Int?
+    }
+
+    public struct Rooms: Sendable, Equatable {
+        public var defaultRoom = "lobby"
+        public var autoCreate = true
+        public var preset = ["lobby"]
+    }
+
+    public struct Rate: Sendable, Equatable {
+        public var messagesPerSecond: Double = 10
+        public var burst: Int = 20
+    }
+
+    public struct Limits: Sendable, Equatable {
+        public var maxClients = 10_000
+        public var maxLineBytes = 16_384
+        public var maxMessageBytes = 2_000
+        public var maxNameLength = 32
+        public var maxOutboundBytes = 4_194_304
+        /// 0 turns the idle timeout off.
+        public var idleTimeoutSeconds = 300
+        /// nil: no rate limit.
+        public var rate: Rate? = Rate()
+    }
+
+    public enum LogLevel: String, Sendable, Equatable, CaseIterable {
+        case trace, debug, info, notice, warning, error, critical
+    }
+
+    public struct Log: Sendable, Equatable {
+        public var level = LogLevel.info
+        public var messages = true
+    }
+
+    public struct IRC: Sendable, Equatable {
+        public var enabled = false
+        public var host = "127.0.0.1"
+        public var port = 6667
+    }
+
+    public var server = Server()
+    public var database = Database()
+    public var history = History()
+    public var rooms = Rooms()
+    public var limits = Limits()
+    public var log = Log()
+    public var irc = IRC()
+
+    /// The defaults of SPEC.md.
+    public init() {}
+}

@@ -1,0 +1,77 @@
+import ChatProtocol
+import GRDB
+
+/// A slice of a room's history, oldest first; `more` tells whether further messages qualified.
+public struct HistorySlice: Sendable, Equatable {
+    public var messages: [ChatMessage]
+    public var more: Bool
+
+    public init(messages: [ChatMessage], more: Bool) {
+        self.messages = messages
+        self.more = more
+    }
+}
+
+extension ChatDatabase {
+    /// The newest `limit` messages of a room with an id in `(after, upTo]`, oldest first;
+    /// `more` is true when older ones in that range were left out. This is the replay a
+    /// joiner gets: `upTo` is the last message the room delivered live before the join.
+    public func newestMessages(room: RoomRecord, after: Int64 = 0, upTo: Int64 = .max, limit: Int) throws -> HistorySlice {
+        guard limit > 0 else {
+            let any = try reader.read { db in
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM messages WHERE room_id = ? AND id > ? AND id <= ?)",
+                                  arguments: [room.id, after, upTo]) ?? false
+            }
+            return HistorySlice(messages: [], more: any)
+        }
+        var messages = try reader.read { db in
+            try Self.fetchMessages(db, room: room, sql: """
+                SELECT m.id, m.ts, m.kind, m.text, u.name
+                FROM messages m CROSS JOIN users u ON u.id = m.user_id
+                WHERE m.room_id = ? AND m.id > ? AND m.id <= ?
+                ORDER BY m.id DESC LIMIT ?
+                """, arguments: [room.id, after, upTo, limit + 1])
+        }
+        let more = messages.count > limit
+        if more { messages.removeLast() }
+        messages.reverse()
+        return HistorySlice(messages: messages, more: more)
+    }
+
+    /// The oldest `limit` messages of a room newer than `after`, oldest first; `more` is true
+    /// when newer ones exist beyond them.
+    public func oldestMessages(room: RoomRecord, after: Int64, limit: Int) throws -> HistorySlice {
+        var messages = try reader.read { db in
+            try Self.fetchMessages(db, room: room, sql: """
+                SELECT m.id, m.ts, m.kind, m.text, u.name
+                FROM messages m CROSS JOIN users u ON u.id = m.user_id
+                WHERE m.room_id = ? AND m.id > ?
+                ORDER BY m.id ASC LIMIT ?
+                """, arguments: [room.id, after, max(limit, 0) + 1])
+        }
+        let more = messages.count > limit
+        if more { messages.removeLast() }
+        return HistorySlice(messages: messages, more: more)
+    }
+
+    /// A page of the `history` request: before or after an id.
+    public func historyPage(room: RoomRecord, page: HistoryPage, limit: Int) throws -> HistorySlice {
+        switch page {
+        case .before(let id): try newestMessages(room: room, upTo: id == .max ? .max : id - 1, limit: limit)
+        case .after(let id): try oldestMessages(room: room, after: id, limit: limit)
+        }
+    }
+
+    private static func fetchMessages(_ db: Database, room: RoomRecord, sql: String, arguments: StatementArguments) throws -> [ChatMessage] {
+        let statement = try db.cachedStatement(sql: sql)
+        statement.setUncheckedArguments(arguments)
+        var messages: [ChatMessage] = []
+        let rows = try Row.fetchCursor(statement)
+        while let row = try rows.next() {
+            messages.append(ChatMessage(
+                id: row[0], timestamp: row[1], room: room.name, from: row[4],
+                kind: MessageKind(rawValue: row[2]) ?? .text, text: row[3]))
+        }
+        return messages
+    }
+}

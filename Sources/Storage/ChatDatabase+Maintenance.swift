@@ -1,0 +1,110 @@
+import ChatProtocol
+import Foundation
+import GRDB
+
+/// What `forget` removed.
+public struct ForgetResult: Sendable, Equatable {
+    /// The user as stored, nil when no such user exists.
+    public var user: String?
+    public var messages: Int
+    public var readMarkers: Int
+}
+
+extension ChatDatabase {
+    /// Rows per transaction when pruning, so a running server's writer is never held up long.
+    static let pruneChunk = 5_000
+
+    /// Deletes (or with `dryRun` counts) the messages older than `before` (ms), optionally of one
+    /// room, and their search index entries. Returns how many.
+    public func prune(before: Int64, room: String? = nil, dryRun: Bool = false) throws -> Int {
+        let filter = MessageFilter(room: room, until: before)
+        if dryRun { return try countMessages(matching: filter) }
+        var total = 0
+        while true {
+            let deleted = try writer.write { db in
+                try db.execute(sql: """
+                    DELETE FROM messages WHERE id IN (
+                        SELECT m.id FROM messages m JOIN rooms r ON r.id = m.room_id
+                        WHERE m.ts < ?\(room == nil ? "" : " AND r.name = ?")
+                        ORDER BY m.id LIMIT ?)
+                    """, arguments: room == nil ? [before, Self.pruneChunk] : [before, room, Self.pruneChunk])
+                return db.changesCount
+            }
+            total += deleted
+            if deleted < Self.pruneChunk { return total }
+        }
+    }
+
+    /// Deletes (or with `dryRun` finds) the messages with these ids; returns the ids that existed.
+    public func deleteMessages(ids: [Int64], dryRun: Bool = false) throws -> [Int64] {
+        let work: (Database) throws -> [Int64] = { db in
+            var found: [Int64] = []
+            for id in ids where try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM messages WHERE id = ?)", arguments: [id]) == true {
+                if !dryRun { try db.execute(sql: "DELETE FROM messages WHERE id = ?", arguments: [id]) }
+                found.append(id)
+            }
+            return found
+        }
+        return dryRun ? try reader.read(work) : try writer.write(work)
+    }
+
+    /// Erases a user: every message, every read marker and the user record (or with `dryRun`
+    /// counts them).
+    public func forgetUser(named name: String, dryRun: Bool = false) throws -> ForgetResult {
+        let work: (Database) throws -> ForgetResult = { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, name FROM users WHERE name = ?", arguments: [name]) else {
+                return ForgetResult(user: nil, messages: 0, readMarkers: 0)
+            }
+            let userID: Int64 = row[0]
+            let messages = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages WHERE user_id = ?", arguments: [userID]) ?? 0
+            let markers = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM read_markers WHERE user_id = ?", arguments: [userID]) ?? 0
+            if !dryRun {
+                try db.execute(sql: "DELETE FROM messages WHERE user_id = ?", arguments: [userID])
+                try db.execute(sql: "DELETE FROM read_markers WHERE user_id = ?", arguments: [userID])
+                try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [userID])
+            }
+            return ForgetResult(user: row[1], messages: messages, readMarkers: markers)
+        }
+        return dryRun ? try reader.read(work) : try writer.write(work)
+    }
+
+    /// Writes a consistent copy of the database to `path` (which must not exist), while other
+    /// connections go on reading and writing.
+    public func backup(to path: String) throws {
+        try reader.read { db in
+            try db.execute(sql: "VACUUM INTO ?", arguments: [path])
+        }
+    }
+
+    /// Problems found by SQLite's integrity check and the search index's own check; empty when
+    /// the database is sound.
+    public func integrityProblems() throws -> [String] {
+        try reader.read { db in
+            var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
+            let foreignKeys = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
+            problems += foreignKeys.map { "foreign key violation in \($0[0] as String) row \($0[1] as Int64? ?? 0)" }
+            do {
+                try db.execute(sql: "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+            } catch let error as DatabaseError {
+                problems.append("search index: \(error.message ?? "integrity check failed")")
+            }
+            return problems
+        }
+    }
+
+    /// Applies the migrations this build has and the database lacks; returns their names.
+    public func migrate() throws -> [String] {
+        let pending = try writer.read { db in try Migrations.pending(db) }
+        try Migrations.apply(to: writer)
+        return pending
+    }
+
+    /// Opens the database at `path` for reading and writing without creating it, for tools
+    /// that change an existing database (prune, delete, forget, migrate).
+    public static func openExisting(path: String) throws -> ChatDatabase {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StorageError.databaseNotFound(path: path)
+        }
+        return try open(path: path)
+    }
+}

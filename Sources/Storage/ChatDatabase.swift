@@ -1,0 +1,85 @@
+import ChatProtocol
+import Foundation
+import GRDB
+
+/// The chat history in one SQLite file (or in memory for tests): every read and write the server
+/// and the admin tool need, named for what it is for. Writes from the server go through one
+/// group-commit writer; reads use the pool's concurrent readers.
+public final class ChatDatabase: Sendable {
+    /// How hard a commit is pushed to disk (`database.durability`).
+    public enum Durability: String, Sendable {
+        /// WAL, `synchronous=NORMAL`: survives a crash of the process.
+        case normal
+        /// WAL, `synchronous=FULL`: also survives a crash of the machine.
+        case full
+    }
+
+    let writer: any DatabaseWriter
+    let reader: any DatabaseReader
+    let committer: GroupCommitter
+    /// The file, or nil in memory.
+    public let path: String?
+    public let isReadOnly: Bool
+
+    private init(writer: any DatabaseWriter, path: String?, isReadOnly: Bool) {
+        self.writer = writer
+        self.reader = writer
+        self.path = path
+        self.isReadOnly = isReadOnly
+        self.committer = GroupCommitter(writer: writer)
+    }
+
+    /// Opens (creating when missing) the database at `path` for reading and writing, and applies
+    /// the migrations it lacks.
+    public static func open(path: String, durability: Durability = .normal) throws -> ChatDatabase {
+        var configuration = baseConfiguration()
+        let synchronous = durability == .full ? "FULL" : "NORMAL"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try Migrations.apply(to: pool)
+        return ChatDatabase(writer: pool, path: path, isReadOnly: false)
+    }
+
+    /// Opens an existing database for reading only: safe beside a running server, and never
+    /// creates a missing file.
+    public static func openReadOnly(path: String) throws -> ChatDatabase {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StorageError.databaseNotFound(path: path)
+        }
+        var configuration = baseConfiguration()
+        configuration.readonly = true
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        let pending = try pool.read { db in try Migrations.pending(db) }
+        if !pending.isEmpty { throw StorageError.pendingMigrations(pending) }
+        return ChatDatabase(writer: pool, path: path, isReadOnly: true)
+    }
+
+    /// A fresh, migrated database in memory.
+    public static func inMemory() throws -> ChatDatabase {
+        let queue = try DatabaseQueue(configuration: baseConfiguration())
+        try Migrations.apply(to: queue)
+        return ChatDatabase(writer: queue, path: nil, isReadOnly: false)
+    }
+
+    private static func baseConfiguration() -> Configuration {
+        var configuration = Configuration()
+        // Writers from another process (chat-admin beside the server) wait rather than fail.
+        configuration.busyMode = .timeout(30)
+        configuration.maximumReaderCount = 4
+        return configuration
+    }
+
+    /// Finishes the queued writes, then stops accepting new ones.
+    public func close() {
+        committer.shutdown()
+    }
+
+    /// The migrations recorded in the database, in order.
+    public func appliedMigrations() throws -> [String] {
+        try reader.read { db in try Migrations.applied(db) }
+    }
+}

@@ -1,0 +1,117 @@
+import ChatProtocol
+import Dispatch
+import GRDB
+import Synchronization
+
+/// The single writer of a database: work handed in while a transaction is running waits, and
+/// everything waiting is then committed together in one transaction (group commit). Callers
+/// hear back only after the commit, so what they are told is durable.
+final class GroupCommitter: Sendable {
+    /// One unit of work: `perform` runs inside the batch's transaction with the batch's
+    /// timestamp, `finish` after it committed (nil) or failed.
+    struct Job: Sendable {
+        let perform: @Sendable (Database, Int64) -> Void
+        let finish: @Sendable ((any Error)?) -> Void
+    }
+
+    private struct State {
+        var pending: [Job] = []
+        var isDraining = false
+        var isShutDown = false
+        /// Batch timestamps never go backwards, so message times follow message ids.
+        var lastTimestamp: Int64 = 0
+    }
+
+    /// Bounds one transaction, so a flood is committed in steps that keep latency low.
+    static let maximumBatch = 4096
+
+    private let writer: any DatabaseWriter
+    private let state = Mutex(State())
+    private let queue = DispatchQueue(label: "chat.storage.group-commit")
+
+    init(writer: any DatabaseWriter) {
+        self.writer = writer
+    }
+
+    func submit(_ job: Job) {
+        let shouldStartDraining: Bool? = state.withLock { state in
+            if state.isShutDown { return nil }
+            state.pending.append(job)
+            if state.isDraining { return false }
+            state.isDraining = true
+            return true
+        }
+        switch shouldStartDraining {
+        case nil: job.finish(StorageError.closed)
+        case true?: queue.async { self.drain() }
+        case false?: break
+        }
+    }
+
+    /// Runs `work` in the next group commit; `completion` gets its result once committed.
+    func submit<Value: Sendable>(
+        _ work: @escaping @Sendable (Database, Int64) throws -> Value,
+        completion: @escaping @Sendable (Result<Value, any Error>) -> Void
+    ) {
+        let box = ResultBox<Value>()
+        submit(Job(
+            perform: { db, timestamp in box.result = Result { try work(db, timestamp) } },
+            finish: { commitError in
+                if let commitError {
+                    completion(.failure(commitError))
+                } else {
+                    completion(box.result ?? .failure(StorageError.closed))
+                }
+            }
+        ))
+    }
+
+    func run<Value: Sendable>(_ work: @escaping @Sendable (Database, Int64) throws -> Value) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(work) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Commits what is queued, then refuses further work.
+    func shutdown() {
+        state.withLock { $0.isShutDown = true }
+        queue.sync {}
+    }
+
+    private func drain() {
+        while true {
+            let batch: [Job] = state.withLock { state in
+                if state.pending.isEmpty {
+                    state.isDraining = false
+                    return []
+                }
+                if state.pending.count <= Self.maximumBatch {
+                    defer { state.pending = [] }
+                    return state.pending
+                }
+                let batch = Array(state.pending.prefix(Self.maximumBatch))
+                state.pending.removeFirst(Self.maximumBatch)
+                return batch
+            }
+            if batch.isEmpty { return }
+            let timestamp = state.withLock { state in
+                state.lastTimestamp = max(state.lastTimestamp, Timestamp.now())
+                return state.lastTimestamp
+            }
+            do {
+                try writer.write { db in
+                    for job in batch { job.perform(db, timestamp) }
+                }
+                for job in batch { job.finish(nil) }
+            } catch {
+                for job in batch { job.finish(error) }
+            }
+        }
+    }
+}
+
+/// Carries a job's result from inside the transaction to its completion after the commit.
+/// Both run one after the other on the writer's queue, never at once, hence unchecked.
+private final class ResultBox<Value: Sendable>: @unchecked Sendable {
+    var result: Result<Value, any Error>?
+}

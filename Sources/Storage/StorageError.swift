@@ -1,0 +1,28 @@
+/// Storage failures a caller can act on; everything else is a `DatabaseError` from SQLite.
+public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A read-only open of a file that does not exist (it is never created).
+    case databaseNotFound(path: String)
+    /// The FTS5 query does not parse; `reason` is SQLite's explanation.
+    case invalidSearchQuery(query: String, reason: String)
+    /// The database was written by a newer version of this software.
+    case unknownMigrations([String])
+    /// The database lacks migrations that a read-only open cannot apply.
+    case pendingMigrations([String])
+    /// The group-commit writer has been shut down.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .databaseNotFound(let path):
+            "no database at \(path)"
+        case .invalidSearchQuery(let query, let reason):
+            "invalid search query \"\(query)\": \(reason)"
+        case .unknownMigrations(let names):
+            "the database has migrations this program does not know (\(names.joined(separator: ", "))): it was written by a newer version"
+        case .pendingMigrations(let names):
+            "the database needs migrations \(names.joined(separator: ", ")): run `chat-admin migrate` or start the server"
+        case .closed:
+            "the database is closed"
+        }
+    }
+}

@@ -38,6 +38,11 @@ public struct ServerConfiguration: Sendable, Equatable {
     public struct Rate: Sendable, Equatable {
         public var messagesPerSecond: Double = 10
         public var burst: Int = 20
+
+        public init(messagesPerSecond: Double = 10, burst: Int = 20) {
+            self.messagesPerSecond = messagesPerSecond
+            self.burst = burst
+        }
     }
 
     public struct Limits: Sendable, Equatable {

@@ -20,6 +20,11 @@ extension ChatDatabase {
         try await committer.run { db, timestamp in try Self.upsertUser(name: name, timestamp: timestamp, db) }
     }
 
+    /// Records a login in the next group commit; `completion` runs after the commit.
+    public func recordLogin(name: String, completion: @escaping @Sendable (Result<UserRecord, any Error>) -> Void) {
+        committer.submit({ db, timestamp in try Self.upsertUser(name: name, timestamp: timestamp, db) }, completion: completion)
+    }
+
     /// Records that the user was last seen now (at logout).
     public func recordLogout(userID: Int64, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         committer.submit({ db, timestamp in
@@ -48,6 +53,11 @@ extension ChatDatabase {
     /// Returns the room named `name`, creating it when missing.
     public func ensureRoom(named name: String) async throws -> RoomRecord {
         try await committer.run { db, timestamp in try Self.upsertRoom(name: name, timestamp: timestamp, db) }
+    }
+
+    /// Returns the room named `name` through `completion`, creating it when missing.
+    public func ensureRoom(named name: String, completion: @escaping @Sendable (Result<RoomRecord, any Error>) -> Void) {
+        committer.submit({ db, timestamp in try Self.upsertRoom(name: name, timestamp: timestamp, db) }, completion: completion)
     }
 
     static func upsertRoom(name: String, timestamp: Int64, _ db: Database) throws -> RoomRecord {

@@ -78,6 +78,11 @@ public final class ChatDatabase: Sendable {
         committer.shutdown()
     }
 
+    /// Returns once everything handed to the writer before this call is committed.
+    public func waitForPendingWrites() async throws {
+        try await committer.run { _, _ in }
+    }
+
     /// The migrations recorded in the database, in order.
     public func appliedMigrations() throws -> [String] {
         try reader.read { db in try Migrations.applied(db) }

@@ -1,0 +1,137 @@
+import ChatConfiguration
+import ChatProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Storage
+import Synchronization
+
+/// A running chat server: the listener, its event loops, the rooms and the database.
+public final class ChatServer: Sendable {
+    /// Where the server listens (the real port when configured with port 0).
+    public let host: String
+    public let port: Int
+
+    private let context: ServerContext
+    private let group: MultiThreadedEventLoopGroup
+    private let listener: any Channel
+    private let idleSweeps: [RepeatedTask]
+    private let isShutDown = Mutex(false)
+
+    private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel, idleSweeps: [RepeatedTask]) {
+        self.host = host
+        self.port = port
+        self.context = context
+        self.group = group
+        self.listener = listener
+        self.idleSweeps = idleSweeps
+    }
+
+    /// Opens the database, creates the configured rooms and starts listening.
+    public static func start(
+        configuration: ServerConfiguration,
+        database: ChatDatabase,
+        logger: Logger,
+        threads: Int = System.coreCount
+    ) async throws -> ChatServer {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+        do {
+            let context = try ServerContext(configuration: configuration, database: database, logger: logger, group: group, threadPool: threadPool)
+            try await context.createConfiguredRooms()
+            let limits = configuration.limits
+            let bootstrap = ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.backlog, value: 4096)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+                .childChannelOption(ChannelOptions.writeBufferWaterMark,
+                                    value: .init(low: limits.maxOutboundBytes / 2, high: limits.maxOutboundBytes + 1))
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NativeConnection(server: context))
+                    }
+                }
+            let listener = try await bootstrap.bind(host: configuration.server.host, port: configuration.server.port).get()
+            let port = listener.localAddress?.port ?? configuration.server.port
+            let idleSweeps = startIdleSweeps(context: context, timeoutSeconds: limits.idleTimeoutSeconds)
+            return ChatServer(host: configuration.server.host, port: port, context: context, group: group,
+                              listener: listener, idleSweeps: idleSweeps)
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private static func startIdleSweeps(context: ServerContext, timeoutSeconds: Int) -> [RepeatedTask] {
+        guard timeoutSeconds > 0 else { return [] }
+        let timeout = TimeAmount.seconds(Int64(timeoutSeconds))
+        let interval = TimeAmount.milliseconds(Int64(min(30_000, max(250, timeoutSeconds * 1000 / 4))))
+        return context.shards.map { shard in
+            shard.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                let now = NIODeadline.now()
+                for session in Array(shard.sessions.values) {
+                    session.checkIdle(now: now, timeout: timeout)
+                }
+            }
+        }
+    }
+
+    /// Stops the server gracefully: no new connections; what clients sent is committed and
+    /// delivered; every client gets `shutdown` and is closed; read markers are saved; the
+    /// database is closed. Safe to call more than once.
+    public func shutdown(reason: String = "server is shutting down") async {
+        let alreadyShutDown = isShutDown.withLock { isShutDown in
+            defer { isShutDown = true }
+            return isShutDown
+        }
+        guard !alreadyShutDown else { return }
+        context.logger.info("shutting down: \(reason)")
+        for sweep in idleSweeps { sweep.cancel() }
+        try? await listener.close()
+        // Commit what was handed in, then let it reach the rooms and, one hop later, the members.
+        try? await context.database.waitForPendingWrites()
+        await barrier()
+        await barrier()
+        for shard in context.shards {
+            try? await shard.eventLoop.submit {
+                for session in Array(shard.sessions.values) { session.sendShutdown(reason: reason) }
+            }.get()
+        }
+        // The departures queued read-marker writes on the room loops; let them reach the writer.
+        await barrier()
+        try? await context.database.waitForPendingWrites()
+        context.database.close()
+        try? await context.threadPool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+        context.logger.info("stopped")
+    }
+
+    /// Returns once every event loop has run everything queued on it before this call.
+    private func barrier() async {
+        for loop in context.loops {
+            try? await loop.submit {}.get()
+        }
+    }
+
+    /// The number of open client connections.
+    public var connectionCount: Int { context.registry.connectionCount }
+}
+
+/// The server as a `Service` of a `ServiceGroup`: runs until graceful shutdown (SIGINT/SIGTERM),
+/// then shuts the server down cleanly.
+public struct ChatServerService: Service {
+    public let server: ChatServer
+
+    public init(server: ChatServer) {
+        self.server = server
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await server.shutdown()
+    }
+}

@@ -1,0 +1,43 @@
+import NIOCore
+import Synchronization
+
+/// Carries committed messages from the database writer to the event loops that own their rooms.
+/// Messages arrive here in id order; each loop drains everything queued for it in one task, so
+/// a burst becomes a few large runs instead of one task per message.
+final class MessageDispatcher: Sendable {
+    private final class Queue: Sendable {
+        struct State {
+            var deliveries: [CommittedDelivery] = []
+            var isScheduled = false
+        }
+        let state = Mutex(State())
+    }
+
+    private let queues: [Queue]
+    private unowned let server: ServerContext
+
+    init(server: ServerContext, shardCount: Int) {
+        self.server = server
+        self.queues = (0..<shardCount).map { _ in Queue() }
+    }
+
+    func dispatch(_ delivery: CommittedDelivery, toShard index: Int) {
+        let queue = queues[index]
+        let shouldSchedule = queue.state.withLock { state in
+            state.deliveries.append(delivery)
+            if state.isScheduled { return false }
+            state.isScheduled = true
+            return true
+        }
+        guard shouldSchedule else { return }
+        let shard = server.shards[index]
+        shard.eventLoop.execute {
+            let deliveries = queue.state.withLock { state in
+                state.isScheduled = false
+                defer { state.deliveries = [] }
+                return state.deliveries
+            }
+            shard.deliver(deliveries)
+        }
+    }
+}

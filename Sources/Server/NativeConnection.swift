@@ -1,0 +1,235 @@
+import ChatProtocol
+import NIOCore
+import Storage
+
+/// The native wire protocol on one TCP connection: JSON objects on lines, framed with a bounded
+/// buffer, decoded into requests for the connection's `Session`, and its answers encoded back.
+final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let server: ServerContext
+    private let maxLineBytes: Int
+    private var context: ChannelHandlerContext?
+    private var session: Session?
+    /// The start of a line whose end has not arrived yet.
+    private var partialLine: ByteBuffer?
+    /// Inside a line over the limit: its bytes are dropped until its newline.
+    private var isDiscardingLine = false
+    private var isAdmitted = false
+
+    init(server: ServerContext) {
+        self.server = server
+        self.maxLineBytes = server.configuration.limits.maxLineBytes
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let configuration = server.configuration
+        let peer = context.remoteAddress?.description ?? "?"
+        guard server.registry.admitConnection(limit: configuration.limits.maxClients) else {
+            server.logger.notice("refused \(peer): server full")
+            sendError(ProtocolError(.serverFull, "the server is full (\(configuration.limits.maxClients) clients); try again later"))
+            close()
+            return
+        }
+        isAdmitted = true
+        let loopIndex = server.loopIndex(of: context.eventLoop)
+        let session = Session(id: server.registry.makeSessionID(), loopIndex: loopIndex, eventLoop: context.eventLoop,
+                              server: server, output: self, peer: peer)
+        self.session = session
+        server.shards[loopIndex].sessions[session.id] = session
+        server.logger.info("connect \(peer)")
+        var buffer = context.channel.allocator.buffer(capacity: 96)
+        ServerFrame.greeting(server: configuration.server.name, passwordRequired: configuration.server.password != nil, into: &buffer)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let session {
+            session.end(reason: nil)
+            server.shards[session.loopIndex].sessions[session.id] = nil
+            server.logger.info("disconnect \(session.userName.isEmpty ? (context.remoteAddress?.description ?? "?") : session.userName)")
+        }
+        session = nil
+        if isAdmitted {
+            isAdmitted = false
+            server.registry.releaseConnection()
+        }
+        partialLine = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        while buffer.readableBytes > 0 {
+            guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
+                keepPartial(&buffer)
+                return
+            }
+            let length = newline - buffer.readerIndex
+            if isDiscardingLine {
+                buffer.moveReaderIndex(forwardBy: length + 1)
+                isDiscardingLine = false
+                session?.receive(.error(ProtocolError(.tooLong, "line longer than \(maxLineBytes) bytes (discarded)")))
+                continue
+            }
+            var line = buffer.readSlice(length: length)!
+            buffer.moveReaderIndex(forwardBy: 1)
+            if var partial = partialLine {
+                partialLine = nil
+                partial.writeBuffer(&line)
+                line = partial
+            }
+            handleLine(line)
+        }
+    }
+
+    private func keepPartial(_ buffer: inout ByteBuffer) {
+        if isDiscardingLine {
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return
+        }
+        let total = (partialLine?.readableBytes ?? 0) + buffer.readableBytes
+        if total > maxLineBytes + 1 {
+            partialLine = nil
+            isDiscardingLine = true
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return
+        }
+        if partialLine == nil {
+            // Copy, so the (large) read buffer is not kept alive for a few bytes.
+            var copy = context!.channel.allocator.buffer(capacity: max(buffer.readableBytes, 64))
+            copy.writeBuffer(&buffer)
+            partialLine = copy
+        } else {
+            partialLine!.writeBuffer(&buffer)
+        }
+    }
+
+    private func handleLine(_ line: ByteBuffer) {
+        var line = line
+        if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
+        guard line.readableBytes <= maxLineBytes else {
+            session?.receive(.error(ProtocolError(.tooLong, "line longer than \(maxLineBytes) bytes (discarded)")))
+            return
+        }
+        guard line.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) else {
+            return // blank lines are ignored
+        }
+        let decoded = line.withUnsafeReadableBytes { raw in
+            Result { () throws(ProtocolError) -> ClientFrame in
+                try ClientFrame.decode(line: raw.bindMemory(to: UInt8.self))
+            }
+        }
+        switch decoded {
+        case .success(let frame): session?.receive(.frame(frame))
+        case .failure(let error): session?.receive(.error(error))
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable {
+            session?.slowConsumer()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        server.logger.debug("connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    // MARK: SessionOutput
+
+    private func send(_ encode: (inout ByteBuffer) -> Void) {
+        guard let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 128)
+        encode(&buffer)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func sendWelcome(re: RequestID?, name: String, defaultRoom: String, motd: String?) {
+        send { ServerFrame.welcome(re: re, name: name, defaultRoom: defaultRoom, motd: motd, into: &$0) }
+    }
+
+    func sendJoined(re: RequestID?, room: String, members: [String]) {
+        send { ServerFrame.joined(re: re, room: room, members: members, into: &$0) }
+    }
+
+    func sendHistory(re: RequestID?, room: String, slice: HistorySlice) {
+        send { ServerFrame.history(re: re, room: room, messages: slice.messages, more: slice.more, into: &$0) }
+    }
+
+    func sendLeft(re: RequestID?, room: String) {
+        send { ServerFrame.left(re: re, room: room, into: &$0) }
+    }
+
+    func sendRooms(re: RequestID?, rooms: [ServerFrame.RoomSummary]) {
+        send { ServerFrame.rooms(re: re, rooms: rooms, into: &$0) }
+    }
+
+    func sendWho(re: RequestID?, room: String, members: [String]) {
+        send { ServerFrame.who(re: re, room: room, members: members, into: &$0) }
+    }
+
+    func sendPong(re: RequestID?) {
+        send { ServerFrame.pong(re: re, into: &$0) }
+    }
+
+    func sendPing() {
+        send { ServerFrame.ping(into: &$0) }
+    }
+
+    func sendBye() {
+        send { ServerFrame.bye(into: &$0) }
+    }
+
+    func sendShutdown(reason: String) {
+        send { ServerFrame.shutdown(reason: reason, into: &$0) }
+    }
+
+    func sendError(_ error: ProtocolError) {
+        send { ServerFrame.error(error, into: &$0) }
+    }
+
+    func write(_ buffers: Broadcast.BuffersForSession) {
+        guard let context else { return }
+        switch buffers {
+        case .shared(let bytes):
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        case .parts(let parts):
+            for part in parts { context.write(wrapOutboundOut(part), promise: nil) }
+        }
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func close() {
+        guard let context else { return }
+        context.flush()
+        // Half-close first so the peer reads everything written, then close fully.
+        context.close(mode: .all, promise: nil)
+    }
+
+    func setReading(_ isReading: Bool) {
+        guard let context else { return }
+        context.channel.setOption(ChannelOptions.autoRead, value: isReading).whenFailure { _ in }
+        if isReading { context.read() }
+    }
+}

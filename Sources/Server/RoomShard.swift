@@ -1,0 +1,163 @@
+import ChatProtocol
+import Logging
+import NIOCore
+import Storage
+
+/// The rooms owned by one event loop and everything about them: membership, presence, fan-out
+/// of committed messages. Only ever touched on `eventLoop`, so it needs no locks.
+final class RoomShard: @unchecked Sendable {
+    /// A room in memory: present only while it has members (or a read marker being saved).
+    final class Room {
+        let name: String
+        var members: [String: Subscription] = [:]
+        /// Members grouped by the index of their event loop, for one hop per loop in a fan-out.
+        var membersByLoop: [[Subscription]]
+        /// Read markers of members who just left, until their write is committed, so a quick
+        /// rejoin (even from another connection) replays from the right place.
+        var departedMarkers: [String: Int64] = [:]
+        var pendingMarkerWrites = 0
+
+        init(name: String, loopCount: Int) {
+            self.name = name
+            self.membersByLoop = Array(repeating: [], count: loopCount)
+        }
+
+        var isIdle: Bool { members.isEmpty && pendingMarkerWrites == 0 }
+
+        /// Member names, in the order they joined per loop (stable enough for a member list).
+        var memberNames: [String] { members.values.map(\.displayName).sorted() }
+    }
+
+    /// What a joiner needs from the room.
+    struct JoinAcceptance: Sendable {
+        let members: [String]
+        /// Messages up to this id are the replay's; later ones arrive live.
+        let boundary: Int64
+        /// The read marker of a departure not yet committed, if any.
+        let pendingMarker: Int64?
+        let wasAlreadyMember: Bool
+    }
+
+    let index: Int
+    let eventLoop: any EventLoop
+    unowned let server: ServerContext
+    private var rooms: [String: Room] = [:]
+    /// The newest message id this shard has processed. Messages reach a shard in id order, so
+    /// every message of its rooms up to here has been committed and delivered (or had no one
+    /// to go to), and every later one is still on its way: the exactly-once join boundary.
+    private(set) var watermark: Int64
+    /// Sessions on this loop, for the idle sweep and shutdown.
+    var sessions: [Int: Session] = [:]
+
+    init(index: Int, eventLoop: any EventLoop, server: ServerContext, watermark: Int64) {
+        self.index = index
+        self.eventLoop = eventLoop
+        self.server = server
+        self.watermark = watermark
+    }
+
+    // MARK: Membership
+
+    func join(_ subscription: Subscription) -> JoinAcceptance {
+        eventLoop.assertInEventLoop()
+        let room = rooms[subscription.room.name] ?? {
+            let room = Room(name: subscription.room.name, loopCount: server.loops.count)
+            rooms[room.name] = room
+            return room
+        }()
+        if let existing = room.members[subscription.userKey], existing.sessionID == subscription.sessionID {
+            return JoinAcceptance(members: room.memberNames, boundary: watermark, pendingMarker: nil, wasAlreadyMember: true)
+        }
+        room.members[subscription.userKey] = subscription
+        room.membersByLoop[subscription.loopIndex].append(subscription)
+        let presence = Broadcast.presence(room: room.name, name: subscription.displayName, event: .join, reason: nil, allocator: server.allocator)
+        fanOut(presence, in: room, skipping: subscription.sessionID)
+        server.logger.info("join #\(room.name) \(subscription.displayName)")
+        return JoinAcceptance(
+            members: room.memberNames, boundary: watermark,
+            pendingMarker: room.departedMarkers[subscription.userKey], wasAlreadyMember: false)
+    }
+
+    /// Removes a member, tells the others (with the quit reason, if any) and saves its read marker.
+    func leave(_ subscription: Subscription, marker: Int64, userID: Int64, reason: String?) {
+        eventLoop.assertInEventLoop()
+        guard let room = rooms[subscription.room.name],
+              let member = room.members[subscription.userKey], member === subscription else { return }
+        room.members[subscription.userKey] = nil
+        room.membersByLoop[subscription.loopIndex].removeAll { $0 === subscription }
+        let presence = Broadcast.presence(room: room.name, name: subscription.displayName, event: .leave, reason: reason, allocator: server.allocator)
+        fanOut(presence, in: room, skipping: nil)
+        server.logger.info("leave #\(room.name) \(subscription.displayName)\(reason.map { " (\($0))" } ?? "")")
+
+        room.departedMarkers[subscription.userKey] = marker
+        room.pendingMarkerWrites += 1
+        let userKey = subscription.userKey
+        let roomName = room.name
+        server.database.setReadMarker(userID: userID, roomID: subscription.room.id, lastID: marker) { [self] result in
+            if case .failure(let error) = result {
+                server.logger.error("saving the read marker of \(userKey) in #\(roomName) failed: \(error)")
+            }
+            eventLoop.execute { [self] in
+                guard let room = rooms[roomName] else { return }
+                room.pendingMarkerWrites -= 1
+                if room.departedMarkers[userKey] == marker { room.departedMarkers[userKey] = nil }
+                dropIfIdle(room)
+            }
+        }
+    }
+
+    private func dropIfIdle(_ room: Room) {
+        if room.isIdle { rooms[room.name] = nil }
+    }
+
+    func memberNames(of roomName: String) -> [String] {
+        rooms[roomName]?.memberNames ?? []
+    }
+
+    func memberCounts() -> [String: Int] {
+        rooms.compactMapValues { $0.members.isEmpty ? nil : $0.members.count }
+    }
+
+    // MARK: Delivery
+
+    /// Fans out committed messages, in id order, to the members of their rooms.
+    func deliver(_ deliveries: [CommittedDelivery]) {
+        eventLoop.assertInEventLoop()
+        guard let last = deliveries.last else { return }
+        watermark = max(watermark, last.message.id)
+        let logMessages = server.configuration.log.messages
+        // Consecutive messages of one room go out as one run: one write per member.
+        var start = deliveries.startIndex
+        while start < deliveries.endIndex {
+            let roomName = deliveries[start].message.room
+            var end = start + 1
+            while end < deliveries.endIndex, deliveries[end].message.room == roomName { end += 1 }
+            let run = deliveries[start..<end]
+            if logMessages {
+                for delivery in run {
+                    let message = delivery.message
+                    server.logger.info("#\(message.room) <\(message.from)> \(message.kind == .action ? "* " : "")\(message.text)")
+                }
+            }
+            if let room = rooms[roomName], !room.members.isEmpty {
+                fanOut(Broadcast.messages(run, room: roomName, allocator: server.allocator), in: room, skipping: nil)
+            }
+            start = end
+        }
+    }
+
+    /// One hop per event loop with members, never an await per recipient: a slow member only
+    /// ever slows itself (its own outbound buffer, watched by its connection).
+    private func fanOut(_ broadcast: Broadcast, in room: Room, skipping skippedSessionID: Int?) {
+        for (loopIndex, members) in room.membersByLoop.enumerated() where !members.isEmpty {
+            let loop = server.loops[loopIndex]
+            if loop.inEventLoop {
+                for member in members where member.sessionID != skippedSessionID { member.deliver(broadcast) }
+            } else {
+                loop.execute {
+                    for member in members where member.sessionID != skippedSessionID { member.deliver(broadcast) }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import ChatConfiguration
+import ChatProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import Storage
+
+/// Everything the sessions and rooms of one server share.
+final class ServerContext: Sendable {
+    let configuration: ServerConfiguration
+    let database: ChatDatabase
+    let logger: Logger
+    let loops: [any EventLoop]
+    let threadPool: NIOThreadPool
+    let registry = SessionRegistry()
+    let catalog = RoomCatalog()
+    let allocator = ByteBufferAllocator()
+    nonisolated(unsafe) private(set) var shards: [RoomShard] = []
+    nonisolated(unsafe) private(set) var dispatcher: MessageDispatcher!
+    private let configuredRooms: Set<String>
+
+    init(configuration: ServerConfiguration, database: ChatDatabase, logger: Logger, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) throws {
+        self.configuration = configuration
+        self.database = database
+        self.logger = logger
+        self.loops = Array(group.makeIterator())
+        self.threadPool = threadPool
+        self.configuredRooms = Set(configuration.rooms.preset + [configuration.rooms.defaultRoom])
+        // Written once here, before any other thread can see this object.
+        let watermark = try database.newestMessageID()
+        shards = loops.enumerated().map { RoomShard(index: $0.offset, eventLoop: $0.element, server: self, watermark: watermark) }
+        dispatcher = MessageDispatcher(server: self, shardCount: loops.count)
+    }
+
+    /// Creates the configured rooms, so they exist (and list) before anyone joins them.
+    func createConfiguredRooms() async throws {
+        for name in configuredRooms.sorted() {
+            catalog.insert(try await database.ensureRoom(named: name))
+        }
+    }
+
+    func shardIndex(forRoom name: String) -> Int {
+        // FNV-1a: stable across runs, cheap, spreads short names well.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return Int(hash % UInt64(shards.count))
+    }
+
+    func shard(forRoom name: String) -> RoomShard {
+        shards[shardIndex(forRoom: name)]
+    }
+
+    func loopIndex(of loop: any EventLoop) -> Int {
+        loops.firstIndex { $0 === loop } ?? 0
+    }
+
+    /// The room a join may enter: created on first join when `rooms.autoCreate`, else only the
+    /// configured ones. Completes on `eventLoop`.
+    func resolveRoom(_ name: String, on eventLoop: any EventLoop, _ completion: @escaping @Sendable (Result<RoomRecord, ProtocolError>) -> Void) {
+        guard configuration.rooms.autoCreate || configuredRooms.contains(name) else {
+            eventLoop.run { completion(.failure(ProtocolError(.noSuchRoom, "there is no room #\(name) (rooms are not created on demand here)"))) }
+            return
+        }
+        if let record = catalog.record(named: name) {
+            eventLoop.run { completion(.success(record)) }
+            return
+        }
+        let database = self.database
+        let catalog = self.catalog
+        let logger = self.logger
+        database.ensureRoom(named: name) { result in
+            eventLoop.execute {
+                switch result {
+                case .success(let record):
+                    catalog.insert(record)
+                    completion(.success(record))
+                case .failure(let error):
+                    logger.error("creating room #\(name) failed: \(error)")
+                    completion(.failure(ProtocolError(.internal, "room #\(name) could not be created")))
+                }
+            }
+        }
+    }
+
+    /// An existing room (for `who`): known to the database, or configured.
+    func lookUpRoom(_ name: String, on eventLoop: any EventLoop, _ completion: @escaping @Sendable (Result<RoomRecord, ProtocolError>) -> Void) {
+        if let record = catalog.record(named: name) {
+            eventLoop.run { completion(.success(record)) }
+            return
+        }
+        let database = self.database
+        let catalog = self.catalog
+        threadPool.runIfActive(eventLoop: eventLoop) { try database.room(named: name) }.whenComplete { result in
+            switch result {
+            case .success(let record?):
+                catalog.insert(record)
+                completion(.success(record))
+            case .success(nil):
+                completion(.failure(ProtocolError(.noSuchRoom, "there is no room #\(name)")))
+            case .failure:
+                completion(.failure(ProtocolError(.internal, "room #\(name) could not be looked up")))
+            }
+        }
+    }
+
+    /// Every room with its live member count and stored message count.
+    func roomSummaries(on eventLoop: any EventLoop) -> EventLoopFuture<[ServerFrame.RoomSummary]> {
+        let database = self.database
+        let stored = threadPool.runIfActive(eventLoop: eventLoop) { try database.roomsWithMessageCounts() }
+        let counts = shards.map { shard in shard.eventLoop.submit { shard.memberCounts() } }
+        return EventLoopFuture.whenAllSucceed(counts, on: eventLoop).and(stored).map { memberCounts, rooms in
+            var members: [String: Int] = [:]
+            for counts in memberCounts { members.merge(counts) { $0 + $1 } }
+            return rooms.map { ServerFrame.RoomSummary(name: $0.room.name, members: members[$0.room.name] ?? 0, messages: $0.messages) }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import ChatProtocol
+import NIOCore
+import Storage
+
+/// What a session says to its client, in protocol-neutral terms. A wire adapter (the native
+/// JSON-lines protocol, later IRC) implements it; every call happens on the session's loop.
+protocol SessionOutput: AnyObject {
+    func sendWelcome(re: RequestID?, name: String, defaultRoom: String, motd: String?)
+    func sendJoined(re: RequestID?, room: String, members: [String])
+    func sendHistory(re: RequestID?, room: String, slice: HistorySlice)
+    func sendLeft(re: RequestID?, room: String)
+    func sendRooms(re: RequestID?, rooms: [ServerFrame.RoomSummary])
+    func sendWho(re: RequestID?, room: String, members: [String])
+    func sendPong(re: RequestID?)
+    func sendPing()
+    func sendBye()
+    func sendShutdown(reason: String)
+    func sendError(_ error: ProtocolError)
+    /// Writes a run of room events without flushing.
+    func write(_ buffers: Broadcast.BuffersForSession)
+    func flush()
+    /// Flushes what is written, then closes the connection.
+    func close()
+    /// Pauses or resumes reading from the client (flow control while requests are queued).
+    func setReading(_ isReading: Bool)
+}

@@ -1,0 +1,68 @@
+import ChatProtocol
+import NIOCore
+import Storage
+
+/// One session's membership of one room: what the room fans out to, and where replay and live
+/// delivery meet. Fields are touched only on the session's event loop, except the immutable ones.
+final class Subscription: @unchecked Sendable {
+    enum State {
+        /// Joined; live runs wait here until the replay has been written, so none is lost or
+        /// repeated.
+        case replaying(pending: [Broadcast], bytes: Int)
+        case live
+        /// Left or disconnected: deliveries still in flight are dropped.
+        case closed
+    }
+
+    let room: RoomRecord
+    let sessionID: Int
+    let userKey: String
+    let displayName: String
+    let loopIndex: Int
+    let eventLoop: any EventLoop
+    /// Unowned-safe: the session outlives its subscriptions' deliveries (it closes them first).
+    weak var session: Session?
+    var state = State.replaying(pending: [], bytes: 0)
+    /// The newest message id of the room this session has been sent: its read marker.
+    var lastSentID: Int64 = 0
+
+    init(room: RoomRecord, session: Session) {
+        self.room = room
+        self.sessionID = session.id
+        self.userKey = Names.userKey(session.userName)
+        self.displayName = session.userName
+        self.loopIndex = session.loopIndex
+        self.eventLoop = session.eventLoop
+        self.session = session
+    }
+
+    /// Hands a run of the room's events to the session (on its event loop).
+    func deliver(_ broadcast: Broadcast) {
+        switch state {
+        case .closed:
+            return
+        case .replaying(var pending, let bytes):
+            pending.append(broadcast)
+            let total = bytes + broadcast.bytes.readableBytes
+            state = .replaying(pending: pending, bytes: total)
+            session?.checkBuffered(bytes: total)
+        case .live:
+            session?.write(broadcast)
+            session?.flush()
+        }
+        if let id = broadcast.lastMessageID, id > lastSentID { lastSentID = id }
+    }
+
+    /// Writes the replay's history, then what arrived meanwhile, and goes live.
+    func finishReplay(writeHistory: () -> Void) {
+        guard case .replaying(let pending, _) = state else { return }
+        writeHistory()
+        for broadcast in pending { session?.write(broadcast) }
+        state = .live
+        session?.flush()
+    }
+
+    var isClosed: Bool {
+        if case .closed = state { true } else { false }
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import ChatConfiguration
+import Foundation
+import Logging
+import Server
+import ServiceLifecycle
+import Storage
+
+@main
+struct ChatServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat-server",
+        abstract: "A chat server that remembers: rooms, history replay on join, everything stored in SQLite.",
+        discussion: """
+            Reads its settings from a JSON configuration file (see config.json); the flags override it.
+            Prints "listening on HOST:PORT" on standard output once it accepts connections.
+            SIGINT or SIGTERM shut it down cleanly (exit status 0). A bad configuration exits with 78.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The configuration file.", valueName: "file"))
+    var config = "config.json"
+
+    @Option(name: .long, help: ArgumentHelp("The address to listen on (overrides server.host).", valueName: "host"))
+    var host: String?
+
+    @Option(name: .long, help: ArgumentHelp("The port to listen on, 0 for any free port (overrides server.port).", valueName: "port"))
+    var port: Int?
+
+    @Option(name: .long, help: ArgumentHelp("The SQLite file (overrides database.path).", valueName: "path"))
+    var database: String?
+
+    func validate() throws {
+        if let port, !(0...65_535).contains(port) {
+            throw ValidationError("--port must be between 0 and 65535, got \(port)")
+        }
+        if let host, host.isEmpty { throw ValidationError("--host must not be empty") }
+        if let database, database.isEmpty { throw ValidationError("--database must not be empty") }
+    }
+
+    func run() async throws {
+        var settings: ServerConfiguration
+        do {
+            settings = try ServerConfiguration.load(path: config)
+        } catch {
+            printError("chat-server: \(error)")
+            throw ExitCode(ConfigurationError.exitStatus)
+        }
+        if let host { settings.server.host = host }
+        if let port { settings.server.port = port }
+        if let database { settings.database.path = URL(fileURLWithPath: database).standardizedFileURL.path }
+
+        let level = Logger.Level(rawValue: settings.log.level.rawValue) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "chat-server")
+
+        let store: ChatDatabase
+        do {
+            store = try ChatDatabase.open(path: settings.database.path,
+                                          durability: settings.database.durability == .full ? .full : .normal)
+        } catch {
+            printError("chat-server: cannot open the database \(settings.database.path): \(error)")
+            throw ExitCode.failure
+        }
+        let server: ChatServer
+        do {
+            server = try await ChatServer.start(configuration: settings, database: store, logger: logger)
+        } catch {
+            store.close()
+            printError("chat-server: cannot listen on \(settings.server.host):\(settings.server.port): \(error)")
+            throw ExitCode.failure
+        }
+        logger.info("history in \(settings.database.path)")
+        FileHandle.standardOutput.write(Data("listening on \(server.host):\(server.port)\n".utf8))
+
+        let group = ServiceGroup(
+            services: [ChatServerService(server: server)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        try await group.run()
+    }
+
+    private func printError(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}

@@ -1,0 +1,73 @@
+import ChatConfiguration
+import Foundation
+import Logging
+import Server
+import Storage
+
+/// A real server in this process, on 127.0.0.1 and a free port, with its database in a fresh
+/// temporary folder (or in memory).
+final class TestServer: @unchecked Sendable {
+    let server: ChatServer
+    let database: ChatDatabase
+    let folder: String
+    var port: Int { server.port }
+
+    static func start(inMemory: Bool = false, _ adjust: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+        let folder = FileManager.default.temporaryDirectory.appending(path: "chat-server-tests-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var configuration = ServerConfiguration()
+        configuration.server.port = 0
+        configuration.database.path = folder + "/chat.sqlite"
+        configuration.limits.rate = nil
+        configuration.log.messages = false
+        adjust(&configuration)
+        let database = inMemory ? try ChatDatabase.inMemory() : try ChatDatabase.open(path: configuration.database.path)
+        var logger = Logger(label: "test-server")
+        logger.logLevel = .critical
+        let server = try await ChatServer.start(configuration: configuration, database: database, logger: logger)
+        return TestServer(server: server, database: database, folder: folder)
+    }
+
+    private init(server: ChatServer, database: ChatDatabase, folder: String) {
+        self.server = server
+        self.database = database
+        self.folder = folder
+    }
+
+    func client() throws -> LineClient {
+        try LineClient(port: port)
+    }
+
+    /// A client logged in as `name`.
+    func user(_ name: String, password: String? = nil) throws -> LineClient {
+        let client = try client()
+        try client.login(name, password: password)
+        return client
+    }
+
+    func stop() async {
+        await server.shutdown()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}
+
+/// Runs `body` against a fresh server and always stops it.
+func withServer(inMemory: Bool = false, _ adjust: (inout ServerConfiguration) -> Void = { _ in }, _ body: (TestServer) async throws -> Void) async throws {
+    let server = try await TestServer.start(inMemory: inMemory, adjust)
+    do {
+        try await body(server)
+    } catch {
+        await server.stop()
+        throw error
+    }
+    await server.stop()
+}
+
+/// Waits until `condition` holds, polling; fails after `timeout` seconds.
+func waitUntil(timeout: Double = 10, _ what: String, _ condition: () throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while try !condition() {
+        guard Date() < deadline else { throw LineClient.Timeout(waitingFor: what) }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}

@@ -16,6 +16,8 @@ final class LineClient: @unchecked Sendable {
 
     private let fd: Int32
     private var buffer: [UInt8] = []
+    /// Where unread bytes start in `buffer`: consuming a line is O(line), not O(buffer).
+    private var readIndex = 0
     private(set) var isClosed = false
 
     init(port: Int, receiveBuffer: Int? = nil) throws {
@@ -67,10 +69,18 @@ final class LineClient: @unchecked Sendable {
     func nextLine(timeout: Double = 10) throws -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = String(decoding: buffer[..<newline], as: UTF8.self)
-                buffer.removeSubrange(...newline)
+            if let newline = buffer[readIndex...].firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[readIndex..<newline], as: UTF8.self)
+                readIndex = newline + 1
+                if readIndex == buffer.count {
+                    buffer.removeAll(keepingCapacity: true)
+                    readIndex = 0
+                }
                 return line
+            }
+            if readIndex > 0 {
+                buffer.removeSubrange(..<readIndex)
+                readIndex = 0
             }
             if isClosed { return nil }
             let remaining = deadline.timeIntervalSinceNow

@@ -23,7 +23,8 @@ final class TestServer: @unchecked Sendable {
         adjust(&configuration)
         let database = inMemory ? try ChatDatabase.inMemory() : try ChatDatabase.open(path: configuration.database.path)
         var logger = Logger(label: "test-server")
-        logger.logLevel = .critical
+        // CHAT_TEST_LOG=debug shows the server's log while debugging a test.
+        logger.logLevel = ProcessInfo.processInfo.environment["CHAT_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let server = try await ChatServer.start(configuration: configuration, database: database, logger: logger)
         return TestServer(server: server, database: database, folder: folder)
     }
@@ -69,5 +70,44 @@ func waitUntil(timeout: Double = 10, _ what: String, _ condition: () throws -> B
     while try !condition() {
         guard Date() < deadline else { throw LineClient.Timeout(waitingFor: what) }
         try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// Blocking work (socket reads) on a thread of its own, started at once: it never waits for, nor
+/// occupies, one of the few threads of Swift's cooperative pool that the other tests need.
+final class BackgroundThread<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Value, any Error>?
+    private var continuation: CheckedContinuation<Value, any Error>?
+
+    init(_ body: @escaping @Sendable () throws -> Value) {
+        let thread = Thread { [self] in
+            let outcome = Result { try body() }
+            lock.lock()
+            if let continuation {
+                lock.unlock()
+                continuation.resume(with: outcome)
+            } else {
+                result = outcome
+                lock.unlock()
+            }
+        }
+        thread.start()
+    }
+
+    /// The body's result, once it has finished.
+    var value: Value {
+        get async throws {
+            try await withCheckedThrowingContinuation { continuation in
+                lock.lock()
+                if let result {
+                    lock.unlock()
+                    continuation.resume(with: result)
+                } else {
+                    self.continuation = continuation
+                    lock.unlock()
+                }
+            }
+        }
     }
 }

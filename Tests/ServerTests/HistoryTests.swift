@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+
+@Suite struct HistoryTests {
+    /// Fills the room with `count` messages from a helper user; returns their ids.
+    func fill(_ server: TestServer, room: String = "lobby", count: Int, prefix: String = "m") throws -> [Int64] {
+        let writer = try server.user("writer\(UUID().uuidString.prefix(6))")
+        try writer.join(room)
+        return try (0..<count).map { try #require(writer.say("\(prefix)\($0)", in: room).id) }
+    }
+
+    @Test func aNewcomerGetsTheLatestOnJoinMessages() async throws {
+        try await withServer({ $0.history.onJoin = 5 }) { server in
+            let ids = try fill(server, count: 12)
+            let (_, history) = try server.user("newbie").join("lobby")
+            #expect(history.messageIDs == Array(ids.suffix(5)))
+            #expect(history.more == false)
+            #expect(history.messages.first?["room"]?.stringValue == "lobby")
+            #expect(history.messages.first?["type"] == nil)
+        }
+    }
+
+    @Test func afterAndHistoryAreHonouredAndCapped() async throws {
+        try await withServer({ $0.history.maxReplay = 10 }) { server in
+            let ids = try fill(server, count: 30)
+            let reader = try server.user("reader")
+            let after = try reader.join("lobby", extra: ["after": ids[24]]).history
+            #expect(after.messageIDs == Array(ids[25...]))
+            #expect(after.more == false)
+            reader.send(#"{"type":"leave","room":"lobby"}"#)
+            _ = try reader.next("left")
+
+            let capped = try reader.join("lobby", extra: ["after": ids[2]]).history
+            #expect(capped.messageIDs == Array(ids.suffix(10)))
+            #expect(capped.more == true)
+            reader.send(#"{"type":"leave","room":"lobby"}"#)
+            _ = try reader.next("left")
+
+            let latest = try reader.join("lobby", extra: ["history": 4]).history
+            #expect(latest.messageIDs == Array(ids.suffix(4)))
+            #expect(latest.more == false)
+            reader.send(#"{"type":"leave","room":"lobby"}"#)
+            _ = try reader.next("left")
+
+            let tooMany = try reader.join("lobby", extra: ["history": 50]).history
+            #expect(tooMany.messageIDs == Array(ids.suffix(10)))
+            #expect(tooMany.more == true)
+            reader.send(#"{"type":"leave","room":"lobby"}"#)
+            _ = try reader.next("left")
+
+            let none = try reader.join("lobby", extra: ["history": 0]).history
+            #expect(none.messages.isEmpty)
+        }
+    }
+
+    @Test func aReturningUserGetsExactlyWhatItMissed() async throws {
+        try await withServer { server in
+            let before = try fill(server, count: 3, prefix: "before")
+            let alice = try server.user("alice")
+            let first = try alice.join("lobby").history
+            #expect(first.messageIDs == before)
+            try alice.say("mine")
+            alice.send(#"{"type":"leave","room":"lobby","id":"l"}"#)
+            _ = try alice.next("left")
+            let missed = try fill(server, count: 4, prefix: "missed")
+            let back = try alice.join("lobby").history
+            #expect(back.messageIDs == missed)
+        }
+    }
+
+    @Test func theReadMarkerIsSavedOnAnAbruptDisconnect() async throws {
+        try await withServer { server in
+            var alice: LineClient? = try server.user("alice")
+            try alice!.join("lobby")
+            let seen = try fill(server, count: 3, prefix: "seen")
+            for id in seen { #expect(try alice!.next("message").id == id) }
+            alice = nil // the socket closes without quit
+            let missed = try fill(server, count: 2, prefix: "missed")
+            // Reconnect as soon as the name is free again.
+            var again: LineClient!
+            try await waitUntil("alice to be able to log in again") {
+                let client = try server.client()
+                _ = try client.next("greeting")
+                client.send(#"{"type":"login","name":"alice","id":1}"#)
+                guard try client.next().type == "welcome" else { return false }
+                again = client
+                return true
+            }
+            let history = try again.join("lobby").history
+            #expect(history.messageIDs == missed)
+        }
+    }
+
+    @Test func historyRequestsPageBothWays() async throws {
+        try await withServer({ $0.history.maxReplay = 8 }) { server in
+            let ids = try fill(server, count: 20)
+            let reader = try server.user("reader")
+            try reader.join("lobby", extra: ["history": 0])
+            reader.send(["type": "history", "room": "lobby", "before": ids[10], "limit": 4, "id": 4])
+            let older = try reader.next("history")
+            #expect(older.re == .integer(4))
+            #expect(older.messageIDs == Array(ids[6..<10]))
+            #expect(older.more == true)
+            reader.send(["type": "history", "room": "lobby", "after": ids[15], "limit": 10, "id": 5])
+            let newer = try reader.next("history")
+            #expect(newer.messageIDs == Array(ids[16...]))
+            #expect(newer.more == false)
+            reader.send(["type": "history", "room": "lobby", "before": ids[19], "limit": 100, "id": 6])
+            let capped = try reader.next("history")
+            #expect(capped.messageIDs.count == 8)
+            reader.send(["type": "history", "room": "lobby", "before": 1, "after": 2, "id": 7])
+            #expect(try reader.next().code == "bad_request")
+        }
+    }
+
+    @Test func deletedMessagesAreNeverReplayed() async throws {
+        try await withServer { server in
+            let ids = try fill(server, count: 5)
+            _ = try server.database.deleteMessages(ids: [ids[1], ids[3]])
+            let history = try server.user("reader").join("lobby").history
+            #expect(history.messageIDs == [ids[0], ids[2], ids[4]])
+        }
+    }
+
+    /// The exactly-once rule: joiners arriving while messages are being committed see each
+    /// message of the room once, in the history or live, never both, never neither.
+    @Test func joinsDuringABusyRoomSeeEveryMessageExactlyOnce() async throws {
+        try await withServer({ $0.history.maxReplay = 5000; $0.history.onJoin = 5000 }) { server in
+            let senderCount = 3
+            let perSender = 150
+            let senders = try (0..<senderCount).map { index in
+                let client = try server.user("sender\(index)")
+                try client.join("busy")
+                return client
+            }
+            let sending = senders.enumerated().map { index, sender in
+                BackgroundThread {
+                    for number in 0..<perSender {
+                        sender.send(["type": "say", "room": "busy", "text": "s\(index)-\(number)"])
+                    }
+                }
+            }
+            // Joiners arrive one after another while the senders are busy.
+            var joiners: [(LineClient, [Int64])] = []
+            for index in 0..<8 {
+                let joiner = try server.user("joiner\(index)")
+                let history = try joiner.join("busy").history
+                joiners.append((joiner, history.messageIDs))
+            }
+            for thread in sending { try await thread.value }
+            let total = senderCount * perSender
+            // The point of the test: some joins really happened while messages were flowing.
+            #expect(joiners.contains { !$0.1.isEmpty && $0.1.count < total }, "no join overlapped the traffic")
+            // Everyone ends up with every message: drain each joiner's live stream.
+            for (joiner, replayed) in joiners {
+                var seen = replayed
+                while seen.count < total {
+                    seen.append(try #require(try joiner.next("message").id))
+                }
+                #expect(seen.count == total)
+                #expect(Set(seen).count == total, "a message was delivered twice")
+                #expect(seen == seen.sorted(), "messages out of order")
+            }
+        }
+    }
+}

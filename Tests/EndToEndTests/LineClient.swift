@@ -1,0 +1,209 @@
+import ChatProtocol
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A deliberately plain test client: a blocking TCP socket to 127.0.0.1 that sends lines and
+/// reads JSON frames with a deadline. It shares no code with the server's networking.
+final class LineClient: @unchecked Sendable {
+    struct Timeout: Error, CustomStringConvertible {
+        let waitingFor: String
+        var description: String { "timed out waiting for \(waitingFor)" }
+    }
+
+    struct Closed: Error {}
+
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    /// Where unread bytes start in `buffer`: consuming a line is O(line), not O(buffer).
+    private var readIndex = 0
+    private(set) var isClosed = false
+
+    init(port: Int, receiveBuffer: Int? = nil) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        if let receiveBuffer {
+            var size = Int32(receiveBuffer)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .ECONNREFUSED)
+        }
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    /// Sends raw bytes.
+    func send(bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+
+    /// Sends one line (a `\n` is added).
+    func send(_ line: String) {
+        send(bytes: Array((line + "\n").utf8))
+    }
+
+    /// Sends a frame built from a dictionary literal of simple values.
+    func send(_ fields: [String: Any]) {
+        let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+        send(bytes: Array(data) + [0x0A])
+    }
+
+    /// The next line, or nil once the server closed the connection.
+    func nextLine(timeout: Double = 10) throws -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let newline = buffer[readIndex...].firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[readIndex..<newline], as: UTF8.self)
+                readIndex = newline + 1
+                if readIndex == buffer.count {
+                    buffer.removeAll(keepingCapacity: true)
+                    readIndex = 0
+                }
+                return line
+            }
+            if readIndex > 0 {
+                buffer.removeSubrange(..<readIndex)
+                readIndex = 0
+            }
+            if isClosed { return nil }
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { throw Timeout(waitingFor: "a line") }
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min(remaining, 1) * 1000) + 1)
+            if ready <= 0 { continue }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let count = recv(fd, &chunk, chunk.count, 0)
+            if count <= 0 {
+                isClosed = true
+                continue
+            }
+            buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    /// The next frame, parsed.
+    func next(timeout: Double = 10) throws -> Frame {
+        guard let line = try nextLine(timeout: timeout) else { throw Closed() }
+        return try Frame(line)
+    }
+
+    /// Skips frames until one of `type` arrives (answering server pings on the way).
+    func next(_ type: String, timeout: Double = 10) throws -> Frame {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { throw Timeout(waitingFor: "a \(type) frame") }
+            let frame = try next(timeout: remaining)
+            if frame.type == type { return frame }
+        }
+    }
+
+    /// Reads until the server closes; returns the frames read on the way.
+    func readUntilClosed(timeout: Double = 10) throws -> [Frame] {
+        var frames: [Frame] = []
+        while let line = try nextLine(timeout: timeout) {
+            frames.append(try Frame(line))
+        }
+        return frames
+    }
+
+    /// Logs in and returns the welcome (after reading the greeting).
+    @discardableResult
+    func login(_ name: String, password: String? = nil) throws -> Frame {
+        _ = try next("greeting")
+        var fields: [String: Any] = ["type": "login", "name": name, "id": "login"]
+        if let password { fields["password"] = password }
+        send(fields)
+        let answer = try next()
+        guard answer.type == "welcome" else { throw Unexpected(frame: answer) }
+        return answer
+    }
+
+    /// Joins and returns (joined, history).
+    @discardableResult
+    func join(_ room: String, extra: [String: Any] = [:]) throws -> (joined: Frame, history: Frame) {
+        var fields: [String: Any] = ["type": "join", "room": room, "id": "join-\(room)"]
+        fields.merge(extra) { $1 }
+        send(fields)
+        let joined = try next("joined")
+        let history = try next("history")
+        return (joined, history)
+    }
+
+    /// Says `text` and waits for its acknowledgement (the own copy with `re`).
+    @discardableResult
+    func say(_ text: String, in room: String = "lobby", id: String = UUID().uuidString) throws -> Frame {
+        send(["type": "say", "room": room, "text": text, "id": id])
+        while true {
+            let frame = try next()
+            if frame.re == .string(id) {
+                guard frame.type == "message" else { throw Unexpected(frame: frame) }
+                return frame
+            }
+        }
+    }
+
+    struct Unexpected: Error, CustomStringConvertible {
+        let frame: Frame
+        var description: String { "unexpected frame \(frame.line)" }
+    }
+
+    func shutdownWrite() {
+        shutdown(fd, Int32(SHUT_WR))
+    }
+}
+
+/// A server frame as the tests see it.
+struct Frame: CustomStringConvertible {
+    let line: String
+    let value: JSONValue
+
+    init(_ line: String) throws {
+        self.line = line
+        self.value = try JSONParser.parse(line)
+    }
+
+    var type: String? { value["type"]?.stringValue }
+    var code: String? { value["code"]?.stringValue }
+    var re: JSONValue? { value["re"] }
+    var room: String? { value["room"]?.stringValue }
+    var text: String? { value["text"]?.stringValue }
+    var id: Int64? { value["id"]?.integerValue }
+    var more: Bool? { if case .bool(let more)? = value["more"] { more } else { nil } }
+    var strings: (String) -> [String] {
+        { key in
+            guard case .array(let items)? = value[key] else { return [] }
+            return items.compactMap(\.stringValue)
+        }
+    }
+    var members: [String] { strings("members") }
+
+    /// The messages of a `history` frame.
+    var messages: [JSONValue] {
+        guard case .array(let items)? = value["messages"] else { return [] }
+        return items
+    }
+
+    var messageIDs: [Int64] { messages.compactMap { $0["id"]?.integerValue } }
+    var messageTexts: [String] { messages.compactMap { $0["text"]?.stringValue } }
+
+    subscript(key: String) -> JSONValue? { value[key] }
+    var description: String { line }
+}

@@ -1,0 +1,122 @@
+import ChatConfiguration
+import Foundation
+import Testing
+
+@Suite struct ConfigurationTests {
+    func parse(_ text: String) throws(ConfigurationError) -> ServerConfiguration {
+        try ServerConfiguration.parse(Array(text.utf8))
+    }
+
+    @Test func anEmptyObjectGivesTheDocumentedDefaults() throws {
+        let configuration = try parse("{}")
+        #expect(configuration == ServerConfiguration())
+        #expect(configuration.server.port == 9999)
+        #expect(configuration.server.host == "127.0.0.1")
+        #expect(configuration.database.path == "chat.sqlite")
+        #expect(configuration.history.onJoin == 50)
+        #expect(configuration.history.maxReplay == 500)
+        #expect(configuration.limits.maxLineBytes == 16384)
+        #expect(configuration.limits.rate == .init(messagesPerSecond: 10, burst: 20))
+        #expect(configuration.rooms.preset == ["lobby"])
+    }
+
+    @Test func theCheckedInConfigIsTheDefaults() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appending(path: "config.json").path
+        var configuration = try ServerConfiguration.load(path: path, environment: [:])
+        #expect(configuration.database.path.hasSuffix("/chat.sqlite"))
+        configuration.database.path = "chat.sqlite"
+        #expect(configuration == ServerConfiguration())
+    }
+
+    @Test func everyKeyIsRead() throws {
+        let configuration = try parse("""
+            {"server": {"name": "n", "host": "0.0.0.0", "port": 0, "password": "p", "motd": "m"},
+             "database": {"path": "/x.db", "durability": "full"},
+             "history": {"onJoin": 0, "maxReplay": 7, "retentionDays": 30},
+             "rooms": {"default": "#Main", "autoCreate": false, "preset": ["Main", "ops"]},
+             "limits": {"maxClients": 3, "maxLineBytes": 1000, "maxMessageBytes": 900, "maxNameLength": 5,
+                        "maxOutboundBytes": 2048, "idleTimeoutSeconds": 0, "rate": null},
+             "log": {"level": "debug", "messages": false},
+             "irc": {"enabled": true, "host": "::1", "port": 6668}}
+            """)
+        #expect(configuration.server.password == "p")
+        #expect(configuration.database.durability == .full)
+        #expect(configuration.history.retentionDays == 30)
+        #expect(configuration.rooms.defaultRoom == "main")
+        #expect(configuration.rooms.preset == ["main", "ops"])
+        #expect(configuration.limits.rate == nil)
+        #expect(configuration.limits.idleTimeoutSeconds == 0)
+        #expect(configuration.log.level == .debug)
+        #expect(configuration.irc.port == 6668)
+    }
+
+    @Test(arguments: [
+        ("[]", "the configuration must be an object"),
+        (#"{"servr": {}}"#, "unknown key servr"),
+        (#"{"server": {"port": "80"}}"#, "server.port must be an integer, got a string"),
+        (#"{"server": {"port": -1}}"#, "server.port must be >= 0"),
+        (#"{"server": {"port": 65536}}"#, "server.port must be <= 65535"),
+        (#"{"server": {"port": 1.5}}"#, "server.port must be an integer"),
+        (#"{"server": {"name": ""}}"#, "server.name must not be empty"),
+        (#"{"server": {"password": 5}}"#, "server.password must be a string or null"),
+        (#"{"server": 5}"#, "server must be an object"),
+        (#"{"database": {"durability": "fast"}}"#, "database.durability must be \"normal\" or \"full\""),
+        (#"{"database": {"path": ""}}"#, "database.path must not be empty"),
+        (#"{"history": {"onJoin": -1}}"#, "history.onJoin must be >= 0"),
+        (#"{"history": {"maxReplay": 0}}"#, "history.maxReplay must be >= 1"),
+        (#"{"history": {"retentionDays": 0}}"#, "history.retentionDays must be >= 1"),
+        (#"{"history": {"retentionDays": "1"}}"#, "history.retentionDays must be an integer or null"),
+        (#"{"rooms": {"default": "no way"}}"#, "rooms.default must be a room name"),
+        (#"{"rooms": {"autoCreate": "yes"}}"#, "rooms.autoCreate must be true or false"),
+        (#"{"rooms": {"preset": "lobby"}}"#, "rooms.preset must be an array"),
+        (#"{"rooms": {"preset": ["ok", 3]}}"#, "rooms.preset[1] must be a string"),
+        (#"{"rooms": {"preset": ["bad room"]}}"#, "rooms.preset[0] must be a room name"),
+        (#"{"limits": {"maxClients": 0}}"#, "limits.maxClients must be >= 1"),
+        (#"{"limits": {"maxLineBytes": 10}}"#, "limits.maxLineBytes must be >= 256"),
+        (#"{"limits": {"maxMessageBytes": 0}}"#, "limits.maxMessageBytes must be >= 1"),
+        (#"{"limits": {"maxMessageBytes": 20000}}"#, "limits.maxMessageBytes must be <= limits.maxLineBytes"),
+        (#"{"limits": {"maxNameLength": 0}}"#, "limits.maxNameLength must be >= 1"),
+        (#"{"limits": {"maxOutboundBytes": 10}}"#, "limits.maxOutboundBytes must be >= 1024"),
+        (#"{"limits": {"idleTimeoutSeconds": -5}}"#, "limits.idleTimeoutSeconds must be >= 0"),
+        (#"{"limits": {"rate": {"messagesPerSecond": 0}}}"#, "limits.rate.messagesPerSecond must be > 0"),
+        (#"{"limits": {"rate": {"burst": 0}}}"#, "limits.rate.burst must be >= 1"),
+        (#"{"limits": {"rate": {"bursts": 1}}}"#, "unknown key limits.rate.bursts"),
+        (#"{"limits": {"rate": 5}}"#, "limits.rate must be an object"),
+        (#"{"log": {"level": "loud"}}"#, "log.level must be one of"),
+        (#"{"log": {"messages": 1}}"#, "log.messages must be true or false"),
+        (#"{"irc": {"enabled": "no"}}"#, "irc.enabled must be true or false"),
+        (#"{"irc": {"port": 70000}}"#, "irc.port must be <= 65535"),
+        ("{\n\"server\": {\n\"port\": 1,,\n}}", "malformed JSON"),
+    ])
+    func everyRejectionNamesTheKey(text: String, message: String) {
+        #expect {
+            try parse(text)
+        } throws: { error in
+            let description = (error as? ConfigurationError)?.description ?? ""
+            return description.contains(message)
+        }
+    }
+
+    @Test func malformedJSONGivesLineAndColumn() {
+        #expect {
+            try parse("{\n  \"server\": {\n    \"port\": 1,,\n  }\n}")
+        } throws: { error in
+            (error as? ConfigurationError)?.description == "malformed JSON: expected a string key at line 3, column 15"
+        }
+    }
+
+    @Test func relativePathsAreResolvedAgainstTheConfigFolderAndTheEnvironmentOverridesThePassword() throws {
+        let folder = FileManager.default.temporaryDirectory.appending(path: "config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appending(path: "c.json")
+        try #"{"database":{"path":"sub/h.sqlite"},"server":{"password":"file"}}"#.write(to: file, atomically: true, encoding: .utf8)
+        let configuration = try ServerConfiguration.load(path: file.path, environment: ["CHAT_SERVER_PASSWORD": "env"])
+        #expect(configuration.database.path == folder.appending(path: "sub/h.sqlite").standardizedFileURL.path)
+        #expect(configuration.server.password == "env")
+        #expect(throws: ConfigurationError.self) {
+            try ServerConfiguration.load(path: folder.appending(path: "missing.json").path)
+        }
+    }
+}

@@ -49,6 +49,12 @@ let package = Package(
             swiftSettings: strictSwift6,
             plugins: ["EmbedMigrations"]
         ),
+        // Transcript formats (text, JSON, NDJSON, CSV, Markdown, HTML), streamed.
+        .target(
+            name: "Transcripts",
+            dependencies: ["ChatProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
         // Connections, rooms, broadcast, history replay.
         .target(
             name: "Server",
@@ -91,7 +97,8 @@ let package = Package(
         .executableTarget(
             name: "chat-admin",
             dependencies: [
-                "Storage", "ChatConfiguration", "ChatProtocol",
+                "Storage", "ChatConfiguration", "ChatProtocol", "Transcripts",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift6
@@ -99,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "chat-bench",
             dependencies: [
-                "ChatProtocol", "Storage",
+                "ChatProtocol", "Storage", "Transcripts", "ChatClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -132,6 +139,7 @@ let package = Package(
             name: "ServerTests",
             dependencies: [
                 "Server", "Storage", "ChatProtocol", "ChatConfiguration", "ChatClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -140,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Storage", "ChatProtocol"],
+            dependencies: ["Storage", "ChatProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSwift6
         ),
     ]

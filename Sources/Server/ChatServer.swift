@@ -56,7 +56,10 @@ public final class ChatServer: Sendable {
                 }
             let listener = try await bootstrap.bind(host: configuration.server.host, port: configuration.server.port).get()
             let port = listener.localAddress?.port ?? configuration.server.port
-            let idleSweeps = startIdleSweeps(context: context, timeoutSeconds: limits.idleTimeoutSeconds)
+            var idleSweeps = startIdleSweeps(context: context, timeoutSeconds: limits.idleTimeoutSeconds)
+            if let days = configuration.history.retentionDays {
+                idleSweeps.append(startRetention(context: context, days: days))
+            }
             return ChatServer(host: configuration.server.host, port: port, context: context, group: group,
                               listener: listener, idleSweeps: idleSweeps)
         } catch {
@@ -75,6 +78,26 @@ public final class ChatServer: Sendable {
                 let now = NIODeadline.now()
                 for session in Array(shard.sessions.values) {
                     session.checkIdle(now: now, timeout: timeout)
+                }
+            }
+        }
+    }
+
+    /// `history.retentionDays`: prunes older messages at start and then hourly, off the event loops.
+    private static func startRetention(context: ServerContext, days: Int) -> RepeatedTask {
+        let loop = context.loops[0]
+        return loop.scheduleRepeatedTask(initialDelay: .zero, delay: .hours(1)) { _ in
+            let cutoff = Timestamp.now() - Int64(days) * 86_400_000
+            context.threadPool.runIfActive(eventLoop: loop) {
+                try context.database.prune(before: cutoff)
+            }.whenComplete { result in
+                switch result {
+                case .success(let count) where count > 0:
+                    context.logger.info("retention: pruned \(count) messages older than \(days) days (before \(Timestamp.string(cutoff)))")
+                case .success:
+                    break
+                case .failure(let error):
+                    context.logger.error("retention: pruning failed: \(error)")
                 }
             }
         }

@@ -71,15 +71,18 @@ extension ChatDatabase {
     /// Writes a consistent copy of the database to `path` (which must not exist), while other
     /// connections go on reading and writing.
     public func backup(to path: String) throws {
-        try reader.read { db in
+        // VACUUM cannot run inside a transaction, and GRDB's `read` opens one: VACUUM INTO
+        // takes its own read snapshot, so the copy is consistent all the same.
+        try reader.unsafeRead { db in
             try db.execute(sql: "VACUUM INTO ?", arguments: [path])
         }
     }
 
     /// Problems found by SQLite's integrity check and the search index's own check; empty when
-    /// the database is sound.
+    /// the database is sound. FTS5 runs its check as an INSERT command, so this takes the write
+    /// lock (waiting for other writers) though it changes nothing.
     public func integrityProblems() throws -> [String] {
-        try reader.read { db in
+        try writer.write { db in
             var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
             let foreignKeys = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
             problems += foreignKeys.map { "foreign key violation in \($0[0] as String) row \($0[1] as Int64? ?? 0)" }
@@ -97,6 +100,17 @@ extension ChatDatabase {
         let pending = try writer.read { db in try Migrations.pending(db) }
         try Migrations.apply(to: writer)
         return pending
+    }
+
+    /// The migrations recorded in the file at `path`, without applying any.
+    public static func appliedMigrations(atPath path: String) throws -> [String] {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        defer { try? queue.close() }
+        return try queue.read { db in
+            try db.tableExists("grdb_migrations") ? try Migrations.applied(db) : []
+        }
     }
 
     /// Opens the database at `path` for reading and writing without creating it, for tools

@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import Storage
 import Testing
 
 @Suite struct HistoryTests {
@@ -161,6 +163,32 @@ import Testing
                 #expect(Set(seen).count == total, "a message was delivered twice")
                 #expect(seen == seen.sorted(), "messages out of order")
             }
+        }
+    }
+}
+
+@Suite struct RetentionTests {
+    @Test func theServerPrunesMessagesOlderThanRetentionDays() async throws {
+        // Messages written "long ago" straight through Storage, then a server with retention.
+        let folder = FileManager.default.temporaryDirectory.appending(path: "retention-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/chat.sqlite"
+        let database = try ChatDatabase.open(path: path)
+        let user = try await database.recordLogin(name: "old")
+        let room = try await database.ensureRoom(named: "lobby")
+        _ = try await database.appendMessages((0..<5).map { MessageDraft(roomID: room.id, userID: user.id, kind: .text, text: "old \($0)") })
+        database.close()
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in try db.execute(sql: "UPDATE messages SET ts = ts - 40 * 86400000") }
+        try queue.close()
+
+        try await withServer({ $0.database.path = path; $0.history.retentionDays = 30 }) { server in
+            try await waitUntil("the old messages to be pruned") { try server.database.countMessages() == 0 }
+            let alice = try server.user("alice")
+            try alice.join("lobby")
+            try alice.say("fresh")
+            #expect(try server.database.countMessages() == 1)
         }
     }
 }

@@ -1,0 +1,176 @@
+import ArgumentParser
+import ChatConfiguration
+import Foundation
+import Storage
+import Transcripts
+
+@main
+enum ChatAdminMain {
+    /// SPEC.md puts the database options before the command (`chat-admin --database x stats`);
+    /// ArgumentParser reads a subcommand's options after its name, so move them there.
+    static func main() async {
+        await ChatAdmin.main(hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    static func hoistingGlobalOptions(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--config" || argument == "--database" {
+                leading.append(contentsOf: arguments[index..<min(index + 2, arguments.count)])
+                index += 2
+            } else if argument.hasPrefix("--config=") || argument.hasPrefix("--database=") {
+                leading.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty, index < arguments.count else { return arguments }
+        return [arguments[index]] + leading + arguments[(index + 1)...]
+    }
+}
+
+struct ChatAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat-admin",
+        abstract: "Search, export and look after the transcripts of a chat server.",
+        discussion: """
+            The database comes from --database, or from the configuration file (--config, default
+            ./config.json). Commands that only read open it read-only: safe while the server runs.
+            Times (T) are ISO 8601 dates or date-times (UTC unless they carry an offset) or ages
+            such as 90m, 36h, 7d. Exit status: 0 done, 1 failed, 64 usage error.
+            """,
+        subcommands: [
+            Search.self, Export.self, Stats.self, Users.self, Rooms.self,
+            Backup.self, Prune.self, Delete.self, Forget.self, Check.self, Migrate.self,
+        ]
+    )
+}
+
+/// Where the database is: `--database`, or the configuration file's `database.path`.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The server's configuration file (default: ./config.json).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("The SQLite database (instead of the configuration's).", valueName: "path"))
+    var database: String?
+
+    func validate() throws {
+        if config != nil && database != nil {
+            throw ValidationError("give --config or --database, not both")
+        }
+    }
+
+    /// The database file's path.
+    func path() throws -> String {
+        if let database { return database }
+        do {
+            return try ServerConfiguration.load(path: config ?? "config.json", environment: [:]).database.path
+        } catch {
+            throw Failure("\(error)")
+        }
+    }
+
+    func openReadOnly() throws -> ChatDatabase {
+        let path = try path()
+        do {
+            return try ChatDatabase.openReadOnly(path: path)
+        } catch {
+            throw Failure("cannot open \(path): \(error)")
+        }
+    }
+
+    func openForWriting() throws -> ChatDatabase {
+        let path = try path()
+        do {
+            return try ChatDatabase.openExisting(path: path)
+        } catch {
+            throw Failure("cannot open \(path): \(error)")
+        }
+    }
+}
+
+/// Which messages: the filters shared by search and export.
+struct FilterOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Only this room.", valueName: "room"))
+    var room: String?
+
+    @Option(help: ArgumentHelp("Only this user's messages.", valueName: "user"))
+    var user: String?
+
+    @Option(help: ArgumentHelp("From this time on (inclusive).", valueName: "T"))
+    var since: TimeArgument?
+
+    @Option(help: ArgumentHelp("Before this time (exclusive).", valueName: "T"))
+    var until: TimeArgument?
+
+    var filter: MessageFilter {
+        MessageFilter(room: room.map(canonicalRoomName), user: user, since: since?.milliseconds, until: until?.milliseconds)
+    }
+}
+
+/// Room names as the server stores them: `#Lobby` is `lobby`.
+func canonicalRoomName(_ name: String) -> String {
+    var name = Substring(name)
+    if name.hasPrefix("#") { name = name.dropFirst() }
+    return name.lowercased()
+}
+
+/// A runtime failure: printed as `chat-admin: message`, exit status 1.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A usage problem found after parsing (a bad search query): exit status 64.
+struct UsageFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension AsyncParsableCommand {
+    /// Runs `body`, turning failures into a message on stderr and the documented exit status.
+    func reporting(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let failure as Failure {
+            printError("chat-admin: \(failure)")
+            throw ExitCode.failure
+        } catch let failure as UsageFailure {
+            printError("chat-admin: \(failure)")
+            throw ExitCode(64)
+        } catch let error as BufferedOutput.WriteError {
+            printError("chat-admin: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+extension TranscriptFormat: ExpressibleByArgument {}
+
+/// Whether standard error/output is a terminal (progress bars, colours).
+func isTerminal(_ descriptor: Int32) -> Bool {
+    isatty(descriptor) == 1
+}
+
+/// Colours only on a terminal and without NO_COLOR.
+var colorsEnabled: Bool {
+    isTerminal(STDOUT_FILENO) && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
+}
+
+/// `1234567` as `1,234,567`.
+func grouped(_ number: Int) -> String {
+    let digits = String(number.magnitude)
+    var result = ""
+    for (index, digit) in digits.enumerated() {
+        if index > 0 && (digits.count - index) % 3 == 0 { result.append(",") }
+        result.append(digit)
+    }
+    return number < 0 ? "-" + result : result
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Storage
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A consistent copy of the database, taken while the server runs.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Argument(help: "The new file (must not exist).")
+    var file: String
+
+    func run() async throws {
+        try reporting {
+            guard !FileManager.default.fileExists(atPath: file) else {
+                throw Failure("\(file) already exists; choose a new file")
+            }
+            let store = try database.openReadOnly()
+            do {
+                try store.backup(to: file)
+            } catch {
+                throw Failure("backup to \(file) failed: \(error)")
+            }
+            let copy = try ChatDatabase.openReadOnly(path: file)
+            print("backed up \(grouped(try copy.countMessages())) messages to \(file)")
+        }
+    }
+}
+
+struct Prune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete messages older than a time (and their search index entries).")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: ArgumentHelp("Delete messages before this time (exclusive).", valueName: "T"))
+    var before: TimeArgument
+    @Option(help: "Only in this room.")
+    var room: String?
+    @Flag(help: "Only count what would be deleted.")
+    var dryRun = false
+
+    func run() async throws {
+        try reporting {
+            let store = dryRun ? try database.openReadOnly() : try database.openForWriting()
+            let count = try store.prune(before: before.milliseconds, room: room.map(canonicalRoomName), dryRun: dryRun)
+            let scope = room.map { " in #\(canonicalRoomName($0))" } ?? ""
+            print("\(dryRun ? "would prune" : "pruned") \(grouped(count)) messages\(scope) before \(timeText(before.milliseconds))")
+        }
+    }
+}
+
+struct Delete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete messages by id (and their search index entries).")
+
+    @OptionGroup var database: DatabaseOptions
+    @Argument(help: "Message ids.")
+    var ids: [Int64]
+    @Flag(help: "Only report what would be deleted.")
+    var dryRun = false
+
+    func validate() throws {
+        if ids.isEmpty { throw ValidationError("give at least one message id") }
+    }
+
+    func run() async throws {
+        try reporting {
+            let store = dryRun ? try database.openReadOnly() : try database.openForWriting()
+            let found = try store.deleteMessages(ids: ids, dryRun: dryRun)
+            let missing = ids.filter { !found.contains($0) }
+            print("\(dryRun ? "would delete" : "deleted") \(found.count) message\(found.count == 1 ? "" : "s")\(found.isEmpty ? "" : ": " + found.map(String.init).joined(separator: " "))")
+            if !missing.isEmpty {
+                print("not found: \(missing.map(String.init).joined(separator: " "))")
+            }
+        }
+    }
+}
+
+struct Forget: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Erase a user: every message, read marker and the user record.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Argument(help: "The user name (any case).")
+    var user: String
+    @Flag(help: "Only count what would be erased.")
+    var dryRun = false
+
+    func run() async throws {
+        try reporting {
+            let store = dryRun ? try database.openReadOnly() : try database.openForWriting()
+            let result = try store.forgetUser(named: user, dryRun: dryRun)
+            guard let name = result.user else { throw Failure("no user named \(user)") }
+            print("\(dryRun ? "would forget" : "forgot") \(name): \(grouped(result.messages)) messages, \(result.readMarkers) read markers")
+        }
+    }
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the database's integrity and its search index.",
+        discussion: "Changes nothing, but SQLite runs the index check as a write: it waits for the server's writer.")
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        try reporting {
+            let problems = try database.openForWriting().integrityProblems()
+            if problems.isEmpty {
+                print("ok")
+            } else {
+                for problem in problems { print(problem) }
+                throw Failure("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")
+            }
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the schema migrations the database lacks.")
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        try reporting {
+            let path = try database.path()
+            guard FileManager.default.fileExists(atPath: path) else { throw Failure("no database at \(path)") }
+            // Opening for writing applies what is missing; report what that was.
+            let before = try ChatDatabase.appliedMigrations(atPath: path)
+            let store = try database.openForWriting()
+            let applied = try store.appliedMigrations().filter { !before.contains($0) }
+            print(applied.isEmpty ? "up to date (\(before.last ?? "no migrations"))" : "applied \(applied.joined(separator: ", "))")
+        }
+    }
+}

@@ -152,12 +152,12 @@ func parseCSV(_ text: String) -> [[String]] {
 
     @Test func relativeAgesCountBackFromNow() async throws {
         let fixture = try await AdminFixture()
-        // Move the fixture to "now": message i is (7 - i) days old, minus an hour.
+        // Move the fixture to "now": the newest message is an hour old, each earlier one a day older.
         let now = Timestamp.now()
         let queue = try DatabaseQueue(path: fixture.path)
         try await queue.write { [messages = fixture.messages] db in
             for (index, message) in messages.enumerated() {
-                let age = Int64(messages.count - index) * 86_400_000 - 3_600_000
+                let age = Int64(messages.count - 1 - index) * 86_400_000 + 3_600_000
                 try db.execute(sql: "UPDATE messages SET ts = ? WHERE id = ?", arguments: [now - age, message.id])
             }
         }

@@ -39,11 +39,16 @@ let package = Package(
             dependencies: ["ChatProtocol"],
             swiftSettings: strictSwift6
         ),
+        // One SQLite setting Swift cannot reach (sqlite3_config is variadic).
+        .target(
+            name: "CSQLiteTuning",
+            linkerSettings: [.linkedLibrary("sqlite3")]
+        ),
         // SQLite: users, rooms, messages, read markers, search, maintenance.
         .target(
             name: "Storage",
             dependencies: [
-                "ChatProtocol",
+                "ChatProtocol", "CSQLiteTuning",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strictSwift6,

@@ -1,4 +1,5 @@
 import ChatProtocol
+import CSQLiteTuning
 import Foundation
 import GRDB
 
@@ -65,7 +66,13 @@ public final class ChatDatabase: Sendable {
         return ChatDatabase(writer: queue, path: nil, isReadOnly: false)
     }
 
+    /// Process-wide SQLite settings, applied once before the first connection opens.
+    private static let sqliteTuning: Void = {
+        _ = chat_sqlite_disable_memory_statistics()
+    }()
+
     private static func baseConfiguration() -> Configuration {
+        _ = sqliteTuning
         var configuration = Configuration()
         // Writers from another process (chat-admin beside the server) wait rather than fail.
         configuration.busyMode = .timeout(30)

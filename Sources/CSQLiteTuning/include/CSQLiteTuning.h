@@ -1,0 +1,8 @@
+#ifndef CSQLITE_TUNING_H
+#define CSQLITE_TUNING_H
+
+/// Turns off SQLite's memory statistics, whose global mutex is taken on every allocation (FTS5
+/// allocates per token). Must run before SQLite initializes; returns SQLite's result code.
+int chat_sqlite_disable_memory_statistics(void);
+
+#endif

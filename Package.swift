@@ -91,10 +91,17 @@ let package = Package(
             ],
             swiftSettings: strictSwift6
         ),
+        // Terminal input and output for chat-client: keys, line editing, raw mode, styles.
+        .target(
+            name: "ChatTerminal",
+            dependencies: ["ChatProtocol"],
+            swiftSettings: strictSwift6
+        ),
         .executableTarget(
             name: "chat-client",
             dependencies: [
-                "ChatClient", "ChatProtocol",
+                "ChatClient", "ChatProtocol", "ChatTerminal",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift6
@@ -152,8 +159,13 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
         .testTarget(
+            name: "ChatTerminalTests",
+            dependencies: ["ChatTerminal"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Storage", "ChatProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Storage", "ChatProtocol", "ChatClient", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSwift6
         ),
     ]

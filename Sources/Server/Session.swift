@@ -2,6 +2,7 @@ import ChatConfiguration
 import ChatProtocol
 import NIOCore
 import Storage
+import Synchronization
 
 /// One client's conversation with the server, whatever its wire protocol: login, rooms,
 /// history, messages, limits. Lives on one event loop and is only touched there.
@@ -32,8 +33,38 @@ final class Session: @unchecked Sendable {
     private var inbox: [Inbound] = []
     private var inboxHead = 0
     private var isBusy = false
-    private var isReadingPaused = false
     private static let inboxHighWater = 256
+
+    /// Messages handed to the writer and not yet committed. Past `pendingSaysLimit` the session
+    /// stops reading its socket until half have committed: a flooding client is held back by
+    /// TCP, the writer's queue stays short, and everybody else's logins and messages go on.
+    private let pendingSays = Counter()
+    private static let pendingSaysLimit = 512
+
+    /// A count shared with the writer's completions (a class: `Atomic` cannot be captured).
+    private final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// Why reading from the client is paused; it resumes when no reason is left.
+    private struct ReadPauses: OptionSet {
+        let rawValue: UInt8
+        static let inbox = ReadPauses(rawValue: 1)
+        static let pendingSays = ReadPauses(rawValue: 2)
+    }
+    private var readPauses: ReadPauses = []
+
+    private func pauseReading(_ reason: ReadPauses) {
+        let wasReading = readPauses.isEmpty
+        readPauses.insert(reason)
+        if wasReading { output?.setReading(false) }
+    }
+
+    private func resumeReading(_ reason: ReadPauses) {
+        guard readPauses.contains(reason) else { return }
+        readPauses.remove(reason)
+        if readPauses.isEmpty { output?.setReading(true) }
+    }
 
     /// When the client was last heard from, and whether a ping is outstanding.
     private(set) var lastHeard: NIODeadline = .now()
@@ -68,10 +99,7 @@ final class Session: @unchecked Sendable {
         if case .closed = phase { return }
         if isBusy || inboxHead < inbox.count {
             inbox.append(inbound)
-            if inbox.count - inboxHead >= Self.inboxHighWater && !isReadingPaused {
-                isReadingPaused = true
-                output?.setReading(false)
-            }
+            if inbox.count - inboxHead >= Self.inboxHighWater { pauseReading(.inbox) }
             return
         }
         handle(inbound)
@@ -90,10 +118,7 @@ final class Session: @unchecked Sendable {
             inbox.removeAll(keepingCapacity: false)
             inboxHead = 0
         }
-        if isReadingPaused && inbox.count - inboxHead < Self.inboxHighWater / 2 {
-            isReadingPaused = false
-            output?.setReading(true)
-        }
+        if inbox.count - inboxHead < Self.inboxHighWater / 2 { resumeReading(.inbox) }
         output?.flush()
     }
 
@@ -376,7 +401,14 @@ final class Session: @unchecked Sendable {
         let sessionID = id
         let server = self.server
         let eventLoop = self.eventLoop
+        let pendingSays = self.pendingSays
+        if pendingSays.value.wrappingAdd(1, ordering: .relaxed).newValue >= Self.pendingSaysLimit {
+            pauseReading(.pendingSays)
+        }
         server.database.appendMessage(draft) { [weak self] result in
+            if pendingSays.value.wrappingSubtract(1, ordering: .relaxed).newValue == Self.pendingSaysLimit / 2 {
+                eventLoop.execute { [weak self] in self?.resumeReading(.pendingSays) }
+            }
             switch result {
             case .success(let committed):
                 let message = ChatMessage(id: committed.id, timestamp: committed.timestamp, room: room.name,

@@ -86,7 +86,10 @@ final class ChildProcess: @unchecked Sendable {
     let stdout: PipeReader
     let stderr: PipeReader
 
-    init(_ executablePath: String, _ arguments: [String], directory: String? = nil, environment: [String: String] = [:], stdin: Pipe? = nil) throws {
+    /// `captureOutput: false` sends output to /dev/null: for commands that leave a daemon
+    /// behind (tmux), which would hold the pipes open.
+    init(_ executablePath: String, _ arguments: [String], directory: String? = nil, environment: [String: String] = [:],
+         stdin: Pipe? = nil, captureOutput: Bool = true) throws {
         process.executableURL = URL(fileURLWithPath: executablePath)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
@@ -95,11 +98,15 @@ final class ChildProcess: @unchecked Sendable {
         process.environment = env
         let out = Pipe()
         let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        process.standardOutput = captureOutput ? out : FileHandle.nullDevice
+        process.standardError = captureOutput ? err : FileHandle.nullDevice
         process.standardInput = stdin ?? FileHandle.nullDevice
         stdout = PipeReader(out)
         stderr = PipeReader(err)
+        if !captureOutput {
+            try? out.fileHandleForWriting.close()
+            try? err.fileHandleForWriting.close()
+        }
         try process.run()
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Storage
+import Synchronization
 import Testing
 
 @Suite struct HistoryTests {
@@ -127,33 +128,42 @@ import Testing
     /// The exactly-once rule: joiners arriving while messages are being committed see each
     /// message of the room once, in the history or live, never both, never neither.
     @Test func joinsDuringABusyRoomSeeEveryMessageExactlyOnce() async throws {
-        try await withServer({ $0.history.maxReplay = 5000; $0.history.onJoin = 5000 }) { server in
-            let senderCount = 3
-            let perSender = 150
-            let senders = try (0..<senderCount).map { index in
+        try await withServer({
+            $0.history.maxReplay = 100_000
+            $0.history.onJoin = 100_000
+            $0.limits.maxOutboundBytes = 64 << 20 // the joiners read only at the end
+        }) { server in
+            let senders = try (0..<3).map { index in
                 let client = try server.user("sender\(index)")
                 try client.join("busy")
                 return client
             }
+            // Senders keep going until every join is done (at most 5,000 messages each), and the
+            // joins start only once messages are flowing: they happen while messages commit.
+            let joinsDone = Atomic(false)
             let sending = senders.enumerated().map { index, sender in
                 BackgroundThread {
-                    for number in 0..<perSender {
-                        sender.send(["type": "say", "room": "busy", "text": "s\(index)-\(number)"])
+                    var sent = 0
+                    // Closed loop, as a real client: each message waits for its acknowledgement.
+                    while sent < 5000 && !joinsDone.load(ordering: .relaxed) {
+                        try sender.say("s\(index)-\(sent)", in: "busy")
+                        sent += 1
                     }
+                    return sent
                 }
             }
-            // Joiners arrive one after another while the senders are busy.
+            try await waitUntil("the senders to be under way") { try server.database.countMessages() >= 200 }
             var joiners: [(LineClient, [Int64])] = []
             for index in 0..<8 {
                 let joiner = try server.user("joiner\(index)")
                 let history = try joiner.join("busy").history
                 joiners.append((joiner, history.messageIDs))
             }
-            for thread in sending { try await thread.value }
-            let total = senderCount * perSender
+            joinsDone.store(true, ordering: .relaxed)
+            var total = 0
+            for thread in sending { total += try await thread.value }
             // The point of the test: some joins really happened while messages were flowing.
             #expect(joiners.contains { !$0.1.isEmpty && $0.1.count < total }, "no join overlapped the traffic")
-            // Everyone ends up with every message: drain each joiner's live stream.
             for (joiner, replayed) in joiners {
                 var seen = replayed
                 while seen.count < total {
@@ -163,6 +173,7 @@ import Testing
                 #expect(Set(seen).count == total, "a message was delivered twice")
                 #expect(seen == seen.sorted(), "messages out of order")
             }
+            #expect(try server.database.countMessages() == total)
         }
     }
 }

@@ -7,8 +7,9 @@ final class Broadcast: Sendable {
     let room: String
     /// Every frame of the run, concatenated: what a member that sent none of them receives.
     let bytes: ByteBuffer
-    /// The sender's own copies that carry `re`: where in `bytes` the shared copy sits and the
-    /// replacement frame. Empty for runs without acknowledgements.
+    /// Per-member replacements: the sender's own copy carrying `re` (an acknowledgement), or
+    /// nothing in place of a joiner's own join. Where in `bytes` the shared frame sits and what
+    /// replaces it. Empty for most runs.
     let acknowledgements: [Acknowledgement]
     /// The newest message id in the run (nil for a run of presence only).
     let lastMessageID: Int64?
@@ -29,7 +30,7 @@ final class Broadcast: Sendable {
     /// The buffers to write to session `sessionID`, in order: the shared bytes, or slices of
     /// them with the session's own acknowledgements spliced in.
     func buffers(for sessionID: Int) -> BuffersForSession {
-        guard acknowledgements.contains(where: { $0.sessionID == sessionID }) else {
+        guard !acknowledgements.isEmpty, acknowledgements.contains(where: { $0.sessionID == sessionID }) else {
             return .shared(bytes)
         }
         var parts: [ByteBuffer] = []
@@ -38,7 +39,7 @@ final class Broadcast: Sendable {
             if acknowledgement.range.lowerBound > position {
                 parts.append(bytes.getSlice(at: bytes.readerIndex + position, length: acknowledgement.range.lowerBound - position)!)
             }
-            parts.append(acknowledgement.frame)
+            if acknowledgement.frame.readableBytes > 0 { parts.append(acknowledgement.frame) }
             position = acknowledgement.range.upperBound
         }
         if position < bytes.readableBytes {

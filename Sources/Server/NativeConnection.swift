@@ -55,7 +55,7 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
 
     func channelInactive(context: ChannelHandlerContext) {
         if let session {
-            session.end(reason: nil)
+            session.detach()
             server.shards[session.loopIndex].sessions[session.id] = nil
             server.logger.info("disconnect \(session.userName.isEmpty ? (context.remoteAddress?.description ?? "?") : session.userName)")
         }

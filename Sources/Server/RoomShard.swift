@@ -16,16 +16,20 @@ final class RoomShard: @unchecked Sendable {
         /// rejoin (even from another connection) replays from the right place.
         var departedMarkers: [String: Int64] = [:]
         var pendingMarkerWrites = 0
+        /// Member names in the order they joined: a join appends, no re-sorting per join.
+        var memberNames: [String] = []
+        /// Presence frames not yet sent, and who joined since (not sent their own join).
+        var pendingPresence: ByteBuffer?
+        /// Each joiner in the pending run, and where its own join frame sits (it is not sent that).
+        var presenceJoiners: [(sessionID: Int, range: Range<Int>)] = []
+        var isPresenceFlushScheduled = false
 
         init(name: String, loopCount: Int) {
             self.name = name
             self.membersByLoop = Array(repeating: [], count: loopCount)
         }
 
-        var isIdle: Bool { members.isEmpty && pendingMarkerWrites == 0 }
-
-        /// Member names, in the order they joined per loop (stable enough for a member list).
-        var memberNames: [String] { members.values.map(\.displayName).sorted() }
+        var isIdle: Bool { members.isEmpty && pendingMarkerWrites == 0 && pendingPresence == nil }
     }
 
     /// What a joiner needs from the room.
@@ -70,8 +74,8 @@ final class RoomShard: @unchecked Sendable {
         }
         room.members[subscription.userKey] = subscription
         room.membersByLoop[subscription.loopIndex].append(subscription)
-        let presence = Broadcast.presence(room: room.name, name: subscription.displayName, event: .join, reason: nil, allocator: server.allocator)
-        fanOut(presence, in: room, skipping: subscription.sessionID)
+        room.memberNames.append(subscription.displayName)
+        queuePresence(in: room, name: subscription.displayName, event: .join, reason: nil, joiner: subscription.sessionID)
         server.logger.info("join #\(room.name) \(subscription.displayName)")
         return JoinAcceptance(
             members: room.memberNames, boundary: watermark,
@@ -85,8 +89,8 @@ final class RoomShard: @unchecked Sendable {
               let member = room.members[subscription.userKey], member === subscription else { return }
         room.members[subscription.userKey] = nil
         room.membersByLoop[subscription.loopIndex].removeAll { $0 === subscription }
-        let presence = Broadcast.presence(room: room.name, name: subscription.displayName, event: .leave, reason: reason, allocator: server.allocator)
-        fanOut(presence, in: room, skipping: nil)
+        if let index = room.memberNames.firstIndex(of: subscription.displayName) { room.memberNames.remove(at: index) }
+        queuePresence(in: room, name: subscription.displayName, event: .leave, reason: reason, joiner: nil)
         server.logger.info("leave #\(room.name) \(subscription.displayName)\(reason.map { " (\($0))" } ?? "")")
 
         room.departedMarkers[subscription.userKey] = marker
@@ -104,6 +108,39 @@ final class RoomShard: @unchecked Sendable {
                 dropIfIdle(room)
             }
         }
+    }
+
+    // MARK: Presence
+
+    /// Presence is sent in runs, like messages: frames queue in the room and go out together
+    /// at the end of this loop turn (or before the room's next messages, to keep their order).
+    /// A join storm of N clients then costs a few runs per member, not N² single frames.
+    private func queuePresence(in room: Room, name: String, event: ServerFrame.PresenceEvent, reason: String?, joiner: Int?) {
+        if room.pendingPresence == nil { room.pendingPresence = server.allocator.buffer(capacity: 256) }
+        let start = room.pendingPresence!.readableBytes
+        ServerFrame.presence(room: room.name, name: name, event: event, reason: reason, timestamp: Timestamp.now(), into: &room.pendingPresence!)
+        if let joiner { room.presenceJoiners.append((joiner, start..<room.pendingPresence!.readableBytes)) }
+        guard !room.isPresenceFlushScheduled else { return }
+        room.isPresenceFlushScheduled = true
+        let roomName = room.name
+        eventLoop.execute { [self] in
+            guard let room = rooms[roomName] else { return }
+            room.isPresenceFlushScheduled = false
+            flushPresence(in: room)
+            dropIfIdle(room)
+        }
+    }
+
+    private func flushPresence(in room: Room) {
+        guard let bytes = room.pendingPresence else { return }
+        room.pendingPresence = nil
+        let joiners = room.presenceJoiners
+        room.presenceJoiners = []
+        // Only the others hear of a join, and a joiner hears only of what came after it (its
+        // `joined` list already had the rest): each joiner's run starts after its own frame.
+        let nothing = server.allocator.buffer(capacity: 0)
+        let ownFrames = joiners.map { Broadcast.Acknowledgement(sessionID: $0.sessionID, range: 0..<$0.range.upperBound, frame: nothing) }
+        fanOut(Broadcast(room: room.name, bytes: bytes, acknowledgements: ownFrames, lastMessageID: nil), in: room, skipping: nil)
     }
 
     private func dropIfIdle(_ room: Room) {
@@ -140,24 +177,18 @@ final class RoomShard: @unchecked Sendable {
                 }
             }
             if let room = rooms[roomName], !room.members.isEmpty {
+                flushPresence(in: room)
                 fanOut(Broadcast.messages(run, room: roomName, allocator: server.allocator), in: room, skipping: nil)
             }
             start = end
         }
     }
 
-    /// One hop per event loop with members, never an await per recipient: a slow member only
+    /// One post per event loop with members, never an await per recipient: a slow member only
     /// ever slows itself (its own outbound buffer, watched by its connection).
     private func fanOut(_ broadcast: Broadcast, in room: Room, skipping skippedSessionID: Int?) {
         for (loopIndex, members) in room.membersByLoop.enumerated() where !members.isEmpty {
-            let loop = server.loops[loopIndex]
-            if loop.inEventLoop {
-                for member in members where member.sessionID != skippedSessionID { member.deliver(broadcast) }
-            } else {
-                loop.execute {
-                    for member in members where member.sessionID != skippedSessionID { member.deliver(broadcast) }
-                }
-            }
+            server.outboxes[loopIndex].post(LoopOutbox.Item(broadcast: broadcast, members: members, skippedSessionID: skippedSessionID))
         }
     }
 }

@@ -17,14 +17,18 @@ final class ServerContext: Sendable {
     let allocator = ByteBufferAllocator()
     nonisolated(unsafe) private(set) var shards: [RoomShard] = []
     nonisolated(unsafe) private(set) var dispatcher: MessageDispatcher!
+    /// Per event loop, what rooms send its members.
+    let outboxes: [LoopOutbox]
     private let configuredRooms: Set<String>
 
     init(configuration: ServerConfiguration, database: ChatDatabase, logger: Logger, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) throws {
         self.configuration = configuration
         self.database = database
         self.logger = logger
-        self.loops = Array(group.makeIterator())
+        let loops = Array(group.makeIterator())
+        self.loops = loops
         self.threadPool = threadPool
+        self.outboxes = loops.map { LoopOutbox(loop: $0) }
         self.configuredRooms = Set(configuration.rooms.preset + [configuration.rooms.defaultRoom])
         // Written once here, before any other thread can see this object.
         let watermark = try database.newestMessageID()

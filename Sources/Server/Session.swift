@@ -22,7 +22,9 @@ final class Session: @unchecked Sendable {
     let loopIndex: Int
     let eventLoop: any EventLoop
     unowned let server: ServerContext
-    private weak var output: (any SessionOutput)?
+    /// Strong for the same reason as `Subscription.session`; `detach()` breaks the cycle when the
+    /// connection closes.
+    private var output: (any SessionOutput)?
     private let peer: String
 
     private var phase = Phase.awaitingLogin
@@ -65,6 +67,9 @@ final class Session: @unchecked Sendable {
         readPauses.remove(reason)
         if readPauses.isEmpty { output?.setReading(true) }
     }
+
+    /// Written to by a loop outbox's drain and not yet flushed.
+    var isAwaitingFlush = false
 
     /// When the client was last heard from, and whether a ping is outstanding.
     private(set) var lastHeard: NIODeadline = .now()
@@ -298,7 +303,7 @@ final class Session: @unchecked Sendable {
             output?.sendError(ProtocolError(.notInRoom, "you are not in #\(roomName)", re: re))
             return
         }
-        subscription.state = .closed
+        subscription.close()
         output?.sendLeft(re: re, room: roomName)
         let marker = subscription.lastSentID
         let shard = server.shard(forRoom: roomName)
@@ -473,7 +478,7 @@ final class Session: @unchecked Sendable {
         inbox = []
         inboxHead = 0
         for (roomName, subscription) in subscriptions {
-            subscription.state = .closed
+            subscription.close()
             guard let user else { continue }
             let marker = subscription.lastSentID
             let shard = server.shard(forRoom: roomName)
@@ -486,6 +491,12 @@ final class Session: @unchecked Sendable {
             server.registry.release(name: user.name, sessionID: id)
             server.database.recordLogout(userID: user.id) { _ in }
         }
+    }
+
+    /// The connection is gone: nothing more can be sent.
+    func detach() {
+        end(reason: nil)
+        output = nil
     }
 
     // MARK: Idleness

@@ -141,3 +141,36 @@ import Testing
         }
     }
 }
+
+@Suite struct PresenceRunTests {
+    /// Joins arriving together are sent as one run; still nobody hears of its own join, and
+    /// every member hears of each later join once, in the room's order, before later messages.
+    @Test func aJoinStormTellsEachMemberOfEveryLaterJoinOnce() async throws {
+        try await withServer { server in
+            let watcher = try server.user("watcher")
+            try watcher.join("storm")
+            let clients = try (0..<20).map { try server.user("storm\($0)") }
+            // All joins written at once, so they reach the room together.
+            for client in clients { client.send(#"{"type":"join","room":"storm","id":"j"}"#) }
+            for client in clients { _ = try client.next("history") }
+            clients[0].send(#"{"type":"say","room":"storm","text":"after the storm"}"#)
+            func presenceUntilMessage(_ client: LineClient) throws -> [String] {
+                var heard: [String] = []
+                while true {
+                    let frame = try client.next()
+                    if frame.type == "message" { return heard }
+                    if frame.type == "presence" { heard.append(frame["name"]?.stringValue ?? "") }
+                }
+            }
+            // The room's order of joins, as the watcher (there before all of them) heard it.
+            let order = try presenceUntilMessage(watcher)
+            #expect(order.sorted() == clients.indices.map { "storm\($0)" }.sorted())
+            for (index, client) in clients.enumerated() {
+                let name = "storm\(index)"
+                let heard = try presenceUntilMessage(client)
+                let position = try #require(order.firstIndex(of: name))
+                #expect(heard == Array(order[(position + 1)...]), "\(name) should hear exactly the joins after its own")
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import NIOCore
+import Synchronization
+
+/// Everything rooms send to the members on one event loop, drained by one task: each member is
+/// written every run queued for it and flushed once. When the loop keeps up, a run goes out
+/// alone at once; when it falls behind, runs that queued meanwhile share one system call per
+/// member, so the work per message shrinks exactly when the load grows.
+final class LoopOutbox: Sendable {
+    struct Item: Sendable {
+        let broadcast: Broadcast
+        let members: [Subscription]
+        /// A member not to send to (the joiner, for its own join presence).
+        let skippedSessionID: Int?
+    }
+
+    private struct State {
+        var items: [Item] = []
+        var isScheduled = false
+    }
+
+    private let state = Mutex(State())
+    private let loop: any EventLoop
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func post(_ item: Item) {
+        let shouldSchedule = state.withLock { state in
+            state.items.append(item)
+            if state.isScheduled { return false }
+            state.isScheduled = true
+            return true
+        }
+        if shouldSchedule { loop.execute { self.drain() } }
+    }
+
+    private func drain() {
+        let items = state.withLock { state in
+            state.isScheduled = false
+            defer { state.items = [] }
+            return state.items
+        }
+        var touched: [Session] = []
+        for item in items {
+            for member in item.members where member.sessionID != item.skippedSessionID {
+                if let session = member.deliver(item.broadcast), !session.isAwaitingFlush {
+                    session.isAwaitingFlush = true
+                    touched.append(session)
+                }
+            }
+        }
+        for session in touched {
+            session.isAwaitingFlush = false
+            session.flush()
+        }
+    }
+}

@@ -123,13 +123,23 @@ final class RoomShard: @unchecked Sendable {
         guard !room.isPresenceFlushScheduled else { return }
         room.isPresenceFlushScheduled = true
         let roomName = room.name
-        eventLoop.execute { [self] in
+        let flush: @Sendable () -> Void = { [self] in
             guard let room = rooms[roomName] else { return }
             room.isPresenceFlushScheduled = false
             flushPresence(in: room)
             dropIfIdle(room)
         }
+        // In a big room, joins and leaves gather for a moment: one write per member for a
+        // whole burst of them. Messages flush what is pending first, so order is kept.
+        if room.members.count > Self.presenceBatchingThreshold {
+            eventLoop.scheduleTask(in: Self.presenceBatchingDelay, flush)
+        } else {
+            eventLoop.execute(flush)
+        }
     }
+
+    static let presenceBatchingThreshold = 64
+    static let presenceBatchingDelay = TimeAmount.milliseconds(20)
 
     private func flushPresence(in room: Room) {
         guard let bytes = room.pendingPresence else { return }

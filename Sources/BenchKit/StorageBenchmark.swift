@@ -4,8 +4,10 @@ import Foundation
 import Storage
 import Synchronization
 
-struct StorageBenchmark: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct StorageBenchmark: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "storage",
         abstract: "Append, replay, search and export on a large SQLite database.",
         discussion: """
@@ -31,14 +33,14 @@ struct StorageBenchmark: AsyncParsableCommand {
     @Option(help: "Search queries.")
     var searches = 100
 
-    func validate() throws {
+    public func validate() throws {
         guard messages >= rooms * 600, rooms >= 1 else {
             throw ValidationError("--messages must be at least 600 per room")
         }
         guard append >= 1, window >= 1, queries >= 1, searches >= 1 else { throw ValidationError("counts must be positive") }
     }
 
-    func run() async throws {
+    public func run() async throws {
         var report: [String: Any] = ["benchmark": "storage", "messages": messages, "rooms": rooms]
         let vocabulary = Vocabulary(size: 5000, seed: 42)
 

@@ -1,0 +1,202 @@
+import Histogram
+import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Nanoseconds on the monotonic clock: senders stamp it into the text, receivers subtract.
+func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
+/// What the clients on one event loop measured; touched only on that loop.
+final class LoopStatistics: @unchecked Sendable {
+    var latency = Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .two)
+    var deliveries = 0
+    var orderErrors = 0
+    var lastDelivery: UInt64 = 0
+}
+
+/// One benchmark connection. It logs in, joins, then counts `message` frames by their prefix
+/// and reads only `id` and the send time the text starts with: no full JSON decode per
+/// delivery, so the generator stays cheaper than the server it measures.
+final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum Phase { case connecting, loggingIn, joining, joined, failed(String) }
+
+    let name: String
+    let room: String
+    let history: Int
+    let statistics: LoopStatistics
+    /// A stalled client stops reading once joined (it plays the slow consumer).
+    let isStalled: Bool
+    private(set) var phase = Phase.connecting
+    private var pending = ByteBuffer()
+    private var lastID: Int64 = 0
+    private var context: ChannelHandlerContext?
+    let joinedPromise: EventLoopPromise<Void>
+    /// When the join was sent, and (join benchmark) how long until its `history` arrived.
+    private(set) var joinSentAt: UInt64 = 0
+    private(set) var joinLatency: UInt64 = 0
+    private(set) var historyBytes = 0
+
+    init(name: String, room: String, history: Int, statistics: LoopStatistics, isStalled: Bool, promise: EventLoopPromise<Void>) {
+        self.name = name
+        self.room = room
+        self.history = history
+        self.statistics = statistics
+        self.isStalled = isStalled
+        self.joinedPromise = promise
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func send(_ line: String) {
+        guard let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: line.utf8.count + 1)
+        buffer.writeString(line)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        pending.writeBuffer(&buffer)
+        let now = monotonicNanoseconds()
+        while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+            let line = pending.readSlice(length: newline - pending.readerIndex)!
+            pending.moveReaderIndex(forwardBy: 1)
+            handle(line, now: now, context: context)
+        }
+        pending.discardReadBytes()
+    }
+
+    private func handle(_ line: ByteBuffer, now: UInt64, context: ChannelHandlerContext) {
+        let bytes = line.readableBytesView
+        if bytes.starts(with: #"{"type":"message""#.utf8) {
+            guard case .joined = phase else { return }
+            statistics.deliveries += 1
+            statistics.lastDelivery = now
+            if let id = integer(after: #""id":"#, in: line) {
+                if id <= lastID { statistics.orderErrors += 1 }
+                lastID = id
+            }
+            if let sent = sendTime(in: line), sent <= now { _ = statistics.latency.record(now - sent) }
+        } else if bytes.starts(with: #"{"type":"greeting""#.utf8) {
+            phase = .loggingIn
+            send(#"{"type":"login","name":"\#(name)"}"#)
+        } else if bytes.starts(with: #"{"type":"welcome""#.utf8) {
+            phase = .joining
+            joinSentAt = monotonicNanoseconds()
+            send(#"{"type":"join","room":"\#(room)","history":\#(history)}"#)
+        } else if bytes.starts(with: #"{"type":"history""#.utf8) {
+            if case .joining = phase {
+                phase = .joined
+                joinLatency = now - joinSentAt
+                historyBytes = line.readableBytes
+                joinedPromise.succeed()
+                if isStalled { context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
+            }
+        } else if bytes.starts(with: #"{"type":"ping""#.utf8) {
+            send(#"{"type":"pong"}"#)
+        } else if bytes.starts(with: #"{"type":"error""#.utf8) {
+            if case .joined = phase { return }
+            let text = String(buffer: line)
+            phase = .failed(text)
+            joinedPromise.fail(LoadError(description: "\(name): \(text)"))
+        }
+    }
+
+    /// The integer after `key` in the line.
+    private func integer(after key: String, in line: ByteBuffer) -> Int64? {
+        let view = line.readableBytesView
+        let keyBytes = Array(key.utf8)
+        guard let start = view.firstRange(of: keyBytes)?.upperBound else { return nil }
+        var value: Int64 = 0
+        var index = start
+        while index < view.endIndex, view[index] >= 0x30, view[index] <= 0x39 {
+            value = value * 10 + Int64(view[index] - 0x30)
+            index += 1
+        }
+        return index > start ? value : nil
+    }
+
+    /// The text starts `"<send nanoseconds> ...`.
+    private func sendTime(in line: ByteBuffer) -> UInt64? {
+        integer(after: #""text":""#, in: line).map { UInt64($0) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        joinedPromise.fail(LoadError(description: "\(name): connection closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+struct LoadError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Connects `count` clients, at most `concurrency` connecting at once, and waits until each
+/// has joined `room`. Returns the handlers and their channels.
+func connectClients(
+    group: MultiThreadedEventLoopGroup, host: String, port: Int, count: Int, namePrefix: String, room: String,
+    history: Int = 0, stalled: Int = 0, concurrency: Int = 64, statistics: [ObjectIdentifier: LoopStatistics]
+) async throws -> [(client: LoadClient, channel: any Channel)] {
+    var clients: [(LoadClient, any Channel)] = []
+    var index = 0
+    while index < count {
+        let batch = min(concurrency, count - index)
+        let connected = try await withThrowingTaskGroup(of: (Int, LoadClient, any Channel).self) { tasks in
+            for offset in 0..<batch {
+                let number = index + offset
+                tasks.addTask {
+                    let channel = try await ClientBootstrap(group: group)
+                        .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                        .channelInitializer { channel in
+                            let stats = statistics[ObjectIdentifier(channel.eventLoop)]!
+                            let client = LoadClient(name: "\(namePrefix)\(number)", room: room, history: history, statistics: stats,
+                                                    isStalled: number < stalled, promise: channel.eventLoop.makePromise())
+                            return channel.pipeline.addHandler(client)
+                        }
+                        .connect(host: host, port: port).get()
+                    let client = try await channel.pipeline.handler(type: LoadClient.self).get()
+                    try await client.joinedPromise.futureResult.get()
+                    return (number, client, channel)
+                }
+            }
+            var results: [(Int, LoadClient, any Channel)] = []
+            for try await result in tasks { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }
+        }
+        clients += connected.map { ($0.1, $0.2) }
+        index += batch
+    }
+    return clients
+}
+
+/// Only loopback: these tools load a server on this machine and nothing else.
+func requireLoopback(_ host: String) throws {
+    guard host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.") else {
+        throw LoadError(description: "refusing \(host): benchmarks only target loopback addresses (127.0.0.0/8, ::1)")
+    }
+}
+
+/// The server's resident memory in KiB, from /proc.
+func residentKiB(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+    return nil
+}
+
+import Foundation

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every benchmark of docs/performance.md on this machine, three times each, and writes
+# the JSON lines to $OUT (default /tmp/chat-benchmarks). Release builds; loopback only; every
+# run is bounded in count and time. Needs cc for the independent referee, chatload.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/chat-benchmarks}
+RUNS=${RUNS:-3}
+mkdir -p "$OUT"
+swift build -c release >/dev/null
+BIN=.build/release
+cc -O2 -Wall -Wextra -Wno-unused-parameter -std=gnu11 -o "$OUT/chatload" ../shared/tools/loadgen/chatload.c
+
+# Storage (issue 2) and the admin tool (issue 5): a fresh 1,000,000-message database.
+rm -f "$OUT"/bench.sqlite*
+for i in $(seq "$RUNS"); do
+  "$BIN/chat-bench" storage --database "$OUT/bench.sqlite" 2>>"$OUT/storage.txt" >>"$OUT/storage.jsonl"
+done
+
+# The server (issue 6): a fresh server per workload, rate limit off, message log off.
+cat > "$OUT/bench.json" <<JSON
+{"server":{"port":0},"database":{"path":"server.sqlite"},"limits":{"rate":null,"maxClients":20000,"idleTimeoutSeconds":0},
+ "log":{"messages":false,"level":"warning"}}
+JSON
+SERVER_PID=
+start_server() {
+  rm -f "$OUT"/server.sqlite*
+  "$BIN/chat-server" --config "$OUT/bench.json" >"$OUT/server.out" 2>"$OUT/server.err" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do grep -q "listening on" "$OUT/server.out" 2>/dev/null && break; sleep 0.1; done
+  PORT=$(sed -n 's/listening on .*:\([0-9]*\)$/\1/p' "$OUT/server.out")
+}
+stop_server() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; }
+trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
+
+run() { # name, then the command
+  local name=$1; shift
+  for i in $(seq "$RUNS"); do
+    start_server
+    local command=("${@//_PORT_/$PORT}")
+    "${command[@]}" --server-pid "$SERVER_PID" 2>>"$OUT/$name.txt" >>"$OUT/$name.jsonl" || echo "run $i of $name exited $?" >>"$OUT/$name.txt"
+    stop_server
+  done
+}
+CL="$OUT/chatload --proto chat"
+run burst        $CL -p _PORT_ -c 1000 -s 10 -m 100
+run rate200      $CL -p _PORT_ -c 1000 -s 10 -m 100 -r 200
+run joinlat      $CL -p _PORT_ -c 50 -s 5 -m 200 -r 200 --join-lat 40 --join-history 500 --join-gap-ms 20
+run storm5000    $CL -p _PORT_ -c 5000 --idle --timeout 500 --join-timeout 450
+run idle10000    $CL -p _PORT_ -c 10000 --idle --timeout 500 --join-timeout 450
+run bench-burst    "$BIN/chat-bench" fanout --port _PORT_ --clients 1000 --senders 10 --messages 100
+run bench-stalled  "$BIN/chat-bench" fanout --port _PORT_ --clients 1000 --senders 10 --messages 100 --stalled 1
+run bench-join     "$BIN/chat-bench" join --port _PORT_ --joins 50 --history 500 --rate 200

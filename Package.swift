@@ -153,10 +153,17 @@ let package = Package(
             dependencies: ["Storage", "ChatProtocol"],
             swiftSettings: strictSwift6
         ),
+        // A plain line client and frame helpers shared by the test targets.
+        .target(
+            name: "ChatTestSupport",
+            dependencies: ["ChatProtocol"],
+            path: "Tests/ChatTestSupport",
+            swiftSettings: strictSwift6
+        ),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Storage", "ChatProtocol", "ChatConfiguration", "ChatClient",
+                "Server", "Storage", "ChatProtocol", "ChatConfiguration", "ChatClient", "ChatTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -176,7 +183,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Storage", "ChatProtocol", "ChatClient", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Storage", "ChatProtocol", "ChatClient", "ChatTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSwift6
         ),
     ]

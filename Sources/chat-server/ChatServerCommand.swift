@@ -75,6 +75,9 @@ struct ChatServerCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         logger.info("history in \(settings.database.path)")
+        if settings.irc.enabled {
+            logger.warning("irc.enabled is set, but this build has no IRC listener yet: only the native protocol is served")
+        }
         FileHandle.standardOutput.write(Data("listening on \(server.host):\(server.port)\n".utf8))
 
         let group = ServiceGroup(

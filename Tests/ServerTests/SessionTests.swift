@@ -1,3 +1,4 @@
+import ChatTestSupport
 import Testing
 
 @Suite struct SessionTests {

@@ -1,4 +1,5 @@
 import ChatConfiguration
+import ChatTestSupport
 import Foundation
 import Logging
 import Server

@@ -4,23 +4,24 @@ import Foundation
 import Glibc
 #endif
 
-/// A deliberately plain test client: a blocking TCP socket to 127.0.0.1 that sends lines and
+/// Shared by the test targets. A deliberately plain test client: a blocking TCP socket to 127.0.0.1 that sends lines and
 /// reads JSON frames with a deadline. It shares no code with the server's networking.
-final class LineClient: @unchecked Sendable {
-    struct Timeout: Error, CustomStringConvertible {
-        let waitingFor: String
-        var description: String { "timed out waiting for \(waitingFor)" }
+public final class LineClient: @unchecked Sendable {
+    public struct Timeout: Error, CustomStringConvertible {
+        public let waitingFor: String
+        public init(waitingFor: String) { self.waitingFor = waitingFor }
+        public var description: String { "timed out waiting for \(waitingFor)" }
     }
 
-    struct Closed: Error {}
+    public struct Closed: Error {}
 
     private let fd: Int32
     private var buffer: [UInt8] = []
     /// Where unread bytes start in `buffer`: consuming a line is O(line), not O(buffer).
     private var readIndex = 0
-    private(set) var isClosed = false
+    public private(set) var isClosed = false
 
-    init(port: Int, receiveBuffer: Int? = nil) throws {
+    public init(port: Int, receiveBuffer: Int? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         if let receiveBuffer {
@@ -45,7 +46,7 @@ final class LineClient: @unchecked Sendable {
     }
 
     /// Sends raw bytes.
-    func send(bytes: [UInt8]) {
+    public func send(bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -55,18 +56,18 @@ final class LineClient: @unchecked Sendable {
     }
 
     /// Sends one line (a `\n` is added).
-    func send(_ line: String) {
+    public func send(_ line: String) {
         send(bytes: Array((line + "\n").utf8))
     }
 
     /// Sends a frame built from a dictionary literal of simple values.
-    func send(_ fields: [String: Any]) {
+    public func send(_ fields: [String: Any]) {
         let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
         send(bytes: Array(data) + [0x0A])
     }
 
     /// The next line, or nil once the server closed the connection.
-    func nextLine(timeout: Double = 10) throws -> String? {
+    public func nextLine(timeout: Double = 10) throws -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if let newline = buffer[readIndex...].firstIndex(of: 0x0A) {
@@ -99,13 +100,13 @@ final class LineClient: @unchecked Sendable {
     }
 
     /// The next frame, parsed.
-    func next(timeout: Double = 10) throws -> Frame {
+    public func next(timeout: Double = 10) throws -> Frame {
         guard let line = try nextLine(timeout: timeout) else { throw Closed() }
         return try Frame(line)
     }
 
     /// Skips frames until one of `type` arrives (answering server pings on the way).
-    func next(_ type: String, timeout: Double = 10) throws -> Frame {
+    public func next(_ type: String, timeout: Double = 10) throws -> Frame {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let remaining = deadline.timeIntervalSinceNow
@@ -116,7 +117,7 @@ final class LineClient: @unchecked Sendable {
     }
 
     /// Reads until the server closes; returns the frames read on the way.
-    func readUntilClosed(timeout: Double = 10) throws -> [Frame] {
+    public func readUntilClosed(timeout: Double = 10) throws -> [Frame] {
         var frames: [Frame] = []
         while let line = try nextLine(timeout: timeout) {
             frames.append(try Frame(line))
@@ -126,7 +127,7 @@ final class LineClient: @unchecked Sendable {
 
     /// Logs in and returns the welcome (after reading the greeting).
     @discardableResult
-    func login(_ name: String, password: String? = nil) throws -> Frame {
+    public func login(_ name: String, password: String? = nil) throws -> Frame {
         _ = try next("greeting")
         var fields: [String: Any] = ["type": "login", "name": name, "id": "login"]
         if let password { fields["password"] = password }
@@ -138,7 +139,7 @@ final class LineClient: @unchecked Sendable {
 
     /// Joins and returns (joined, history).
     @discardableResult
-    func join(_ room: String, extra: [String: Any] = [:]) throws -> (joined: Frame, history: Frame) {
+    public func join(_ room: String, extra: [String: Any] = [:]) throws -> (joined: Frame, history: Frame) {
         var fields: [String: Any] = ["type": "join", "room": room, "id": "join-\(room)"]
         fields.merge(extra) { $1 }
         send(fields)
@@ -149,7 +150,7 @@ final class LineClient: @unchecked Sendable {
 
     /// Says `text` and waits for its acknowledgement (the own copy with `re`).
     @discardableResult
-    func say(_ text: String, in room: String = "lobby", id: String = UUID().uuidString) throws -> Frame {
+    public func say(_ text: String, in room: String = "lobby", id: String = UUID().uuidString) throws -> Frame {
         send(["type": "say", "room": room, "text": text, "id": id])
         while true {
             let frame = try next()
@@ -160,50 +161,50 @@ final class LineClient: @unchecked Sendable {
         }
     }
 
-    struct Unexpected: Error, CustomStringConvertible {
-        let frame: Frame
-        var description: String { "unexpected frame \(frame.line)" }
+    public struct Unexpected: Error, CustomStringConvertible {
+        public let frame: Frame
+        public var description: String { "unexpected frame \(frame.line)" }
     }
 
-    func shutdownWrite() {
+    public func shutdownWrite() {
         shutdown(fd, Int32(SHUT_WR))
     }
 }
 
 /// A server frame as the tests see it.
-struct Frame: CustomStringConvertible {
-    let line: String
-    let value: JSONValue
+public struct Frame: CustomStringConvertible, Sendable {
+    public let line: String
+    public let value: JSONValue
 
-    init(_ line: String) throws {
+    public init(_ line: String) throws {
         self.line = line
         self.value = try JSONParser.parse(line)
     }
 
-    var type: String? { value["type"]?.stringValue }
-    var code: String? { value["code"]?.stringValue }
-    var re: JSONValue? { value["re"] }
-    var room: String? { value["room"]?.stringValue }
-    var text: String? { value["text"]?.stringValue }
-    var id: Int64? { value["id"]?.integerValue }
-    var more: Bool? { if case .bool(let more)? = value["more"] { more } else { nil } }
-    var strings: (String) -> [String] {
+    public var type: String? { value["type"]?.stringValue }
+    public var code: String? { value["code"]?.stringValue }
+    public var re: JSONValue? { value["re"] }
+    public var room: String? { value["room"]?.stringValue }
+    public var text: String? { value["text"]?.stringValue }
+    public var id: Int64? { value["id"]?.integerValue }
+    public var more: Bool? { if case .bool(let more)? = value["more"] { more } else { nil } }
+    public var strings: (String) -> [String] {
         { key in
             guard case .array(let items)? = value[key] else { return [] }
             return items.compactMap(\.stringValue)
         }
     }
-    var members: [String] { strings("members") }
+    public var members: [String] { strings("members") }
 
     /// The messages of a `history` frame.
-    var messages: [JSONValue] {
+    public var messages: [JSONValue] {
         guard case .array(let items)? = value["messages"] else { return [] }
         return items
     }
 
-    var messageIDs: [Int64] { messages.compactMap { $0["id"]?.integerValue } }
-    var messageTexts: [String] { messages.compactMap { $0["text"]?.stringValue } }
+    public var messageIDs: [Int64] { messages.compactMap { $0["id"]?.integerValue } }
+    public var messageTexts: [String] { messages.compactMap { $0["text"]?.stringValue } }
 
-    subscript(key: String) -> JSONValue? { value[key] }
-    var description: String { line }
+    public subscript(key: String) -> JSONValue? { value[key] }
+    public var description: String { line }
 }

@@ -67,8 +67,7 @@ public struct FanoutBenchmark: AsyncParsableCommand {
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let loops = Array(group.makeIterator())
-        var statistics: [ObjectIdentifier: LoopStatistics] = [:]
-        for loop in loops { statistics[ObjectIdentifier(loop)] = LoopStatistics() }
+        let statistics = makeStatistics(for: group)
         let deadline = now() + Double(server.timeout)
 
         let started = now()
@@ -152,7 +151,7 @@ public struct FanoutBenchmark: AsyncParsableCommand {
               delivered \(delivered) / \(expected) (lost \(expected - delivered), order errors \(orderErrors)) in \(String(format: "%.3f", duration)) s = \(grouped(Double(delivered) / duration)) deliveries/s
               latency ms: p50 \(String(format: "%.2f", ms(50)))  p90 \(String(format: "%.2f", ms(90)))  p99 \(String(format: "%.2f", ms(99)))  max \(String(format: "%.2f", Double(latency.max) / 1e6))
             """)
-        print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+        try printReport(report)
         if delivered < expected || orderErrors > 0 { throw ExitCode(3) }
     }
 }
@@ -177,8 +176,7 @@ public struct IdleBenchmark: AsyncParsableCommand {
     public func run() async throws {
         let pid = server.serverPid!
         let group = MultiThreadedEventLoopGroup.singleton
-        var statistics: [ObjectIdentifier: LoopStatistics] = [:]
-        for loop in group.makeIterator() { statistics[ObjectIdentifier(loop)] = LoopStatistics() }
+        let statistics = makeStatistics(for: group)
         guard let before = residentKiB(pid: pid) else { throw ValidationError("no process \(pid)") }
         let started = now()
         let connected = try await connectClients(group: group, host: server.host, port: server.port, count: clients,
@@ -191,7 +189,7 @@ public struct IdleBenchmark: AsyncParsableCommand {
         printError("idle: \(clients) clients joined in \(String(format: "%.2f", joinSeconds)) s; server RSS \(before) KiB -> \(after) KiB = \(String(format: "%.2f", perConnection)) KiB per connection")
         let report: [String: Any] = ["benchmark": "idle", "clients": clients, "join_s": joinSeconds, "rss_before_kib": before,
                                      "rss_after_kib": after, "rss_per_connection_kib": perConnection]
-        print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+        try printReport(report)
         for (_, channel) in connected { channel.close(promise: nil) }
     }
 }
@@ -220,8 +218,7 @@ public struct JoinBenchmark: AsyncParsableCommand {
 
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
-        var statistics: [ObjectIdentifier: LoopStatistics] = [:]
-        for loop in group.makeIterator() { statistics[ObjectIdentifier(loop)] = LoopStatistics() }
+        let statistics = makeStatistics(for: group)
         let tag = UInt16.random(in: 0...UInt16.max)
         let (room, rate) = (self.room, self.rate)
         let members = try await connectClients(group: group, host: server.host, port: server.port, count: clients,
@@ -269,6 +266,6 @@ public struct JoinBenchmark: AsyncParsableCommand {
         let report: [String: Any] = ["benchmark": "join", "joins": latencies.count, "history": history, "rate": rate,
                                      "join_p50_ms": summary.median, "join_p99_ms": summary.percentile(99), "join_max_ms": summary.max,
                                      "history_bytes_mean": historyBytes / max(1, latencies.count)]
-        print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+        try printReport(report)
     }
 }

@@ -171,6 +171,13 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
+/// Fresh statistics for each event loop of `group`, keyed by the loop.
+func makeStatistics(for group: MultiThreadedEventLoopGroup) -> [ObjectIdentifier: LoopStatistics] {
+    var statistics: [ObjectIdentifier: LoopStatistics] = [:]
+    for loop in group.makeIterator() { statistics[ObjectIdentifier(loop)] = LoopStatistics() }
+    return statistics
+}
+
 struct LoadError: Error, CustomStringConvertible {
     let description: String
 }

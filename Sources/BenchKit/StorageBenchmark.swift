@@ -144,8 +144,7 @@ public struct StorageBenchmark: AsyncParsableCommand {
             printError("chat-admin  search: median \(milliseconds(Summary(adminSearch).median)) end to end;  stats: \(String(format: "%.2f", stats.seconds)) s;  export ndjson: \(grouped(exportRate)) messages/s, peak RSS \(export.maxRSSKiB / 1024) MiB")
         }
 
-        let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
-        print(String(decoding: json, as: UTF8.self))
+        try printReport(report)
     }
 
     private func makeUsersAndRooms(_ store: ChatDatabase, users: Int, rooms: Int) async throws -> ([UserRecord], [RoomRecord]) {

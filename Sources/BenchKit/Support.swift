@@ -122,3 +122,8 @@ func measureProcess(_ path: String, _ arguments: [String]) throws -> (seconds: D
     let elapsed = now() - start
     return (elapsed, (status >> 8) & 0xFF, usage.ru_maxrss)
 }
+
+/// The one JSON line every benchmark prints on stdout.
+func printReport(_ report: [String: Any]) throws {
+    print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+}

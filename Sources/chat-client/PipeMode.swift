@@ -49,7 +49,8 @@ struct PipeMode {
             }
         }
         await session.quit()
-        printing.cancel()
+        // The session's events end once the quit is done: every event is printed before exit.
+        await printing.value
         if failures.isEmpty { return 0 }
         complain("\(failures.count) message\(failures.count == 1 ? " was" : "s were") not acknowledged:")
         for failure in failures { complain("  \(failure)") }

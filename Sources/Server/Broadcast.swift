@@ -80,11 +80,4 @@ extension Broadcast {
         }
         return Broadcast(room: room, bytes: bytes, acknowledgements: acknowledgements, lastMessageID: deliveries.last?.message.id)
     }
-
-    /// Encodes one presence event.
-    static func presence(room: String, name: String, event: ServerFrame.PresenceEvent, reason: String?, allocator: ByteBufferAllocator) -> Broadcast {
-        var bytes = allocator.buffer(capacity: 128)
-        ServerFrame.presence(room: room, name: name, event: event, reason: reason, timestamp: Timestamp.now(), into: &bytes)
-        return Broadcast(room: room, bytes: bytes, acknowledgements: [], lastMessageID: nil)
-    }
 }

@@ -16,16 +16,16 @@ public final class ChatServer: Sendable {
     private let context: ServerContext
     private let group: MultiThreadedEventLoopGroup
     private let listener: any Channel
-    private let idleSweeps: [RepeatedTask]
+    private let periodicTasks: [RepeatedTask]
     private let isShutDown = Mutex(false)
 
-    private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel, idleSweeps: [RepeatedTask]) {
+    private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel, periodicTasks: [RepeatedTask]) {
         self.host = host
         self.port = port
         self.context = context
         self.group = group
         self.listener = listener
-        self.idleSweeps = idleSweeps
+        self.periodicTasks = periodicTasks
     }
 
     /// Opens the database, creates the configured rooms and starts listening.
@@ -56,12 +56,12 @@ public final class ChatServer: Sendable {
                 }
             let listener = try await bootstrap.bind(host: configuration.server.host, port: configuration.server.port).get()
             let port = listener.localAddress?.port ?? configuration.server.port
-            var idleSweeps = startIdleSweeps(context: context, timeoutSeconds: limits.idleTimeoutSeconds)
+            var periodicTasks = startIdleSweeps(context: context, timeoutSeconds: limits.idleTimeoutSeconds)
             if let days = configuration.history.retentionDays {
-                idleSweeps.append(startRetention(context: context, days: days))
+                periodicTasks.append(startRetention(context: context, days: days))
             }
             return ChatServer(host: configuration.server.host, port: port, context: context, group: group,
-                              listener: listener, idleSweeps: idleSweeps)
+                              listener: listener, periodicTasks: periodicTasks)
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
@@ -113,7 +113,7 @@ public final class ChatServer: Sendable {
         }
         guard !alreadyShutDown else { return }
         context.logger.info("shutting down: \(reason)")
-        for sweep in idleSweeps { sweep.cancel() }
+        for task in periodicTasks { task.cancel() }
         try? await listener.close()
         // Commit what was handed in, then let it reach the rooms and, one hop later, the members.
         try? await context.database.waitForPendingWrites()

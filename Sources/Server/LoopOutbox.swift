@@ -9,8 +9,6 @@ final class LoopOutbox: Sendable {
     struct Item: Sendable {
         let broadcast: Broadcast
         let members: [Subscription]
-        /// A member not to send to (the joiner, for its own join presence).
-        let skippedSessionID: Int?
     }
 
     private struct State {
@@ -43,7 +41,7 @@ final class LoopOutbox: Sendable {
         }
         var touched: [Session] = []
         for item in items {
-            for member in item.members where member.sessionID != item.skippedSessionID {
+            for member in item.members {
                 if let session = member.deliver(item.broadcast), !session.isAwaitingFlush {
                     session.isAwaitingFlush = true
                     touched.append(session)

@@ -150,7 +150,7 @@ final class RoomShard: @unchecked Sendable {
         // `joined` list already had the rest): each joiner's run starts after its own frame.
         let nothing = server.allocator.buffer(capacity: 0)
         let ownFrames = joiners.map { Broadcast.Acknowledgement(sessionID: $0.sessionID, range: 0..<$0.range.upperBound, frame: nothing) }
-        fanOut(Broadcast(room: room.name, bytes: bytes, acknowledgements: ownFrames, lastMessageID: nil), in: room, skipping: nil)
+        fanOut(Broadcast(room: room.name, bytes: bytes, acknowledgements: ownFrames, lastMessageID: nil), in: room)
     }
 
     private func dropIfIdle(_ room: Room) {
@@ -188,7 +188,7 @@ final class RoomShard: @unchecked Sendable {
             }
             if let room = rooms[roomName], !room.members.isEmpty {
                 flushPresence(in: room)
-                fanOut(Broadcast.messages(run, room: roomName, allocator: server.allocator), in: room, skipping: nil)
+                fanOut(Broadcast.messages(run, room: roomName, allocator: server.allocator), in: room)
             }
             start = end
         }
@@ -196,9 +196,9 @@ final class RoomShard: @unchecked Sendable {
 
     /// One post per event loop with members, never an await per recipient: a slow member only
     /// ever slows itself (its own outbound buffer, watched by its connection).
-    private func fanOut(_ broadcast: Broadcast, in room: Room, skipping skippedSessionID: Int?) {
+    private func fanOut(_ broadcast: Broadcast, in room: Room) {
         for (loopIndex, members) in room.membersByLoop.enumerated() where !members.isEmpty {
-            server.outboxes[loopIndex].post(LoopOutbox.Item(broadcast: broadcast, members: members, skippedSessionID: skippedSessionID))
+            server.outboxes[loopIndex].post(LoopOutbox.Item(broadcast: broadcast, members: members))
         }
     }
 }

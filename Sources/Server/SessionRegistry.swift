@@ -47,8 +47,6 @@ final class SessionRegistry: Sendable {
             if names[key] == sessionID { names[key] = nil }
         }
     }
-
-    var onlineCount: Int { names.withLock { $0.count } }
 }
 
 /// The rooms the database knows, by canonical name: rooms are never removed while the

@@ -53,11 +53,4 @@ extension ChatDatabase {
     public func newestMessageID() throws -> Int64 {
         try reader.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM messages") ?? 0 }
     }
-
-    /// The newest message id of a room (0 when it has none).
-    public func newestMessageID(roomID: Int64) throws -> Int64 {
-        try reader.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM messages WHERE room_id = ?", arguments: [roomID]) ?? 0
-        }
-    }
 }

@@ -166,9 +166,6 @@ public final class LineClient: @unchecked Sendable {
         public var description: String { "unexpected frame \(frame.line)" }
     }
 
-    public func shutdownWrite() {
-        shutdown(fd, Int32(SHUT_WR))
-    }
 }
 
 /// A server frame as the tests see it.
@@ -203,7 +200,6 @@ public struct Frame: CustomStringConvertible, Sendable {
     }
 
     public var messageIDs: [Int64] { messages.compactMap { $0["id"]?.integerValue } }
-    public var messageTexts: [String] { messages.compactMap { $0["text"]?.stringValue } }
 
     public subscript(key: String) -> JSONValue? { value[key] }
     public var description: String { line }

@@ -100,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "chat-client",
             dependencies: [
-                "ChatClient", "ChatProtocol", "ChatTerminal",
+                "ChatClient", "ChatProtocol", "ChatTerminal", "Transcripts",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -2,6 +2,7 @@ import ChatClient
 import ChatProtocol
 import Foundation
 import NIOCore
+import Transcripts
 
 /// Standard input not a terminal: every input line is a message, every event an output line.
 struct PipeMode {
@@ -20,8 +21,9 @@ struct PipeMode {
             complain("\(error)")
             return 1
         }
-        let output = OutputLines(json: json)
+        let json = self.json
         let printing = Task {
+            let output = OutputLines(json: json)
             for await event in session.events { output.print(event) }
         }
         let roomName: String
@@ -85,63 +87,53 @@ struct PipeMode {
     }
 }
 
-/// Prints events as plain lines (`[ts] #room <name> text`) or as JSON frames.
-struct OutputLines: Sendable {
-    let json: Bool
+/// Prints events as plain lines, messages in the transcripts' `text` format
+/// (`[ts] #room <name> text`), or as protocol frames. Each event is flushed as it comes.
+final class OutputLines {
+    private let json: Bool
+    private let output = BufferedOutput()
+    private let text: TextWriter
+
+    init(json: Bool) {
+        self.json = json
+        self.text = TextWriter(output: output, highlight: nil)
+    }
 
     func print(_ event: SessionEvent) {
         switch event {
         case .connected(let name, let motd, let isReconnect):
-            if json { return }
-            write(isReconnect ? "-- reconnected as \(name)" : "-- connected as \(name)\(motd.map { ": \($0)" } ?? "")")
+            if !json { line(isReconnect ? "-- reconnected as \(name)" : "-- connected as \(name)\(motd.map { ": \($0)" } ?? "")") }
         case .history(_, let messages, _):
             for message in messages { print(message) }
         case .message(let message):
             print(message)
         case .presence(let presence):
             if json {
-                var buffer = ByteBuffer()
                 ServerFrame.presence(room: presence.room, name: presence.name, event: presence.isJoin ? .join : .leave,
-                                     reason: presence.reason, timestamp: presence.timestamp, into: &buffer)
-                write(String(buffer: buffer), newline: false)
+                                     reason: presence.reason, timestamp: presence.timestamp, into: &output.buffer)
             } else {
                 let what = presence.isJoin ? "joined" : "left\(presence.reason.map { " (\($0))" } ?? "")"
-                write("[\(Timestamp.string(presence.timestamp))] #\(presence.room) -- \(presence.name) \(what)")
+                line("[\(Timestamp.string(presence.timestamp))] #\(presence.room) -- \(presence.name) \(what)")
             }
         case .shutdown(let reason):
-            json ? write(#"{"type":"shutdown","reason":"# + jsonString(reason) + "}") : write("-- server shutting down: \(reason)")
+            if json { ServerFrame.shutdown(reason: reason, into: &output.buffer) } else { line("-- server shutting down: \(reason)") }
         case .disconnected(let retry):
-            if !json { write("-- connection lost; reconnecting in \(retry) s") }
+            if !json { line("-- connection lost; reconnecting in \(retry) s") }
         case .error(let error):
-            if json {
-                var buffer = ByteBuffer()
-                ServerFrame.error(error, into: &buffer)
-                write(String(buffer: buffer), newline: false)
-            } else {
-                write("-- error \(error.code.rawValue): \(error.message)")
-            }
+            if json { ServerFrame.error(error, into: &output.buffer) } else { line("-- error \(error.code.rawValue): \(error.message)") }
         }
+        try? output.flush()
     }
 
     private func print(_ message: ChatMessage) {
         if json {
-            var buffer = ByteBuffer()
-            ServerFrame.message(message, re: nil, into: &buffer)
-            write(String(buffer: buffer), newline: false)
+            ServerFrame.message(message, re: nil, into: &output.buffer)
         } else {
-            let text = message.text.replacingOccurrences(of: "\n", with: "\n    ")
-            let who = message.kind == .action ? "* \(message.from)" : "<\(message.from)>"
-            write("[\(Timestamp.string(message.timestamp))] #\(message.room) \(who) \(text)")
+            try? text.write(message)
         }
     }
 
-    private func jsonString(_ text: String) -> String {
-        var buffer = ByteBuffer()
-        buffer.writeJSONString(text)
-        return String(buffer: buffer)
-    }
-
-    private func write(_ line: String, newline: Bool = true) {
-        FileHandle.standardOutput.write(Data((newline ? line + "\n" : line).utf8))
+    private func line(_ text: String) {
+        output.buffer.writeString(text + "\n")
     }
 }

@@ -53,6 +53,8 @@ public struct FanoutBenchmark: AsyncParsableCommand {
     @Option(help: "Clients that never read after joining (slow consumers).") public var stalled = 0
     @Option(help: "The room.") public var room = "bench"
     @Option(help: "Stop waiting after this many seconds without a delivery.") public var drainIdle = 3.0
+    @Option(help: "With --rate: never send more than this many messages ahead of the slowest reader (0: no window). Bounds every reader's backlog however slow the machine is.")
+    public var window = 0
 
     public func validate() throws {
         guard clients >= 1, clients <= 20_000 else { throw ValidationError("--clients must be between 1 and 20000") }
@@ -62,6 +64,8 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         guard size >= 40, size <= 16_000 else { throw ValidationError("--size must be between 40 and 16000 bytes") }
         guard rate >= 0 else { throw ValidationError("--rate must not be negative") }
         guard drainIdle > 0 else { throw ValidationError("--drain-idle must be positive") }
+        guard window >= 0 else { throw ValidationError("--window must not be negative") }
+        guard window == 0 || rate > 0 else { throw ValidationError("--window needs --rate") }
     }
 
     public func run() async throws {
@@ -94,10 +98,17 @@ public struct FanoutBenchmark: AsyncParsableCommand {
             }
         } else {
             let interval = 1.0 / rate
+            let readers = Array(connected[stalled...])
+            var slowestReceived = 0
             for sequence in 0..<total {
                 let due = sendStart + Double(sequence) * interval
                 let wait = due - now()
                 if wait > 0 { try await Task.sleep(for: .nanoseconds(Int64(wait * 1e9))) }
+                // Flow control on what the readers have really received, not on the clock.
+                while window > 0, sequence - slowestReceived >= window, now() < deadline {
+                    slowestReceived = try await leastReceived(by: readers)
+                    if sequence - slowestReceived >= window { try await Task.sleep(for: .milliseconds(1)) }
+                }
                 let sender = senderClients[sequence % senders]
                 sender.channel.eventLoop.execute {
                     let stamp = "\(monotonicNanoseconds()) \(sequence % senders) \(sequence / senders) "
@@ -154,6 +165,19 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         try printReport(report)
         if delivered < expected || orderErrors > 0 { throw ExitCode(3) }
     }
+}
+
+/// The fewest messages any of `clients` has received: one hop per event loop.
+func leastReceived(by clients: [(client: LoadClient, channel: any Channel)]) async throws -> Int {
+    var byLoop: [ObjectIdentifier: (loop: any EventLoop, clients: [LoadClient])] = [:]
+    for (client, channel) in clients {
+        byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].clients.append(client)
+    }
+    var least = Int.max
+    for (loop, members) in byLoop.values {
+        least = min(least, try await loop.submit { members.map(\.received).min() ?? Int.max }.get())
+    }
+    return least == Int.max ? 0 : least
 }
 
 public struct IdleBenchmark: AsyncParsableCommand {

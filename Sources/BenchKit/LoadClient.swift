@@ -44,6 +44,8 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     private(set) var joinSentAt: UInt64 = 0
     private(set) var joinLatency: UInt64 = 0
     private(set) var historyBytes = 0
+    /// Messages this client received live (read on its loop).
+    private(set) var received = 0
 
     init(name: String, room: String, history: Int, statistics: LoopStatistics, isStalled: Bool, promise: EventLoopPromise<Void>) {
         self.name = name
@@ -91,6 +93,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         if bytes.starts(with: #"{"type":"message""#.utf8) {
             guard case .joined = phase else { return }
             statistics.deliveries += 1
+            received += 1
             statistics.lastDelivery = now
             if let id = integer(after: #""id":"#, in: line) {
                 if id <= lastID { statistics.orderErrors += 1 }

@@ -18,7 +18,7 @@ import Testing
         ["--port", "0"], ["--port", "70000"], ["--port", "9999", "--host", "10.0.0.1"], ["--port", "9999", "--host", "example.com"],
         ["--port", "9999", "--clients", "0"], ["--port", "9999", "--senders", "0"], ["--port", "9999", "--clients", "5", "--senders", "6"],
         ["--port", "9999", "--stalled", "1000"], ["--port", "9999", "--size", "10"], ["--port", "9999", "--rate", "-1"],
-        ["--port", "9999", "--timeout", "0"], ["--clients", "5"],
+        ["--port", "9999", "--timeout", "0"], ["--clients", "5"], ["--port", "9999", "--window", "10"], ["--port", "9999", "--rate", "100", "--window", "-1"],
     ])
     func fanoutRejectsWhatCannotRunOrLeavesLoopback(arguments: [String]) {
         #expect(throws: (any Error).self) { _ = try FanoutBenchmark.parse(arguments) }

@@ -41,6 +41,9 @@ extension ServerConfiguration {
 
     /// `CHAT_SERVER_PASSWORD`, when set, replaces `server.password`.
     public mutating func applyEnvironment(_ environment: [String: String]) {
+        if let url = environment["CHAT_DATABASE_URL"], !url.isEmpty {
+            database.postgres = url
+        }
         if let password = environment["CHAT_SERVER_PASSWORD"] {
             server.password = password
         }
@@ -56,10 +59,11 @@ extension ServerConfiguration {
         }
         var configuration = ServerConfiguration()
         let root = try Section(document, path: "")
-        try root.allowOnly(["server", "database", "history", "rooms", "limits", "log", "irc"])
+        try root.allowOnly(["server", "database", "history", "rooms", "limits", "log", "irc", "accounts", "web", "metrics", "tls"])
 
         if let server = try root.section("server") {
-            try server.allowOnly(["name", "host", "port", "password", "motd"])
+            try server.allowOnly(["name", "host", "port", "password", "motd", "tls"])
+            if let tls = try server.bool("tls") { configuration.server.tls = tls }
             if let name = try server.string("name") {
                 guard !name.isEmpty else { throw server.invalid("name", "must not be empty") }
                 configuration.server.name = name
@@ -74,7 +78,8 @@ extension ServerConfiguration {
         }
 
         if let database = try root.section("database") {
-            try database.allowOnly(["path", "durability"])
+            try database.allowOnly(["path", "durability", "postgres"])
+            configuration.database.postgres = try database.nullableString("postgres", default: nil)
             if let path = try database.string("path") {
                 guard !path.isEmpty else { throw database.invalid("path", "must not be empty") }
                 configuration.database.path = path
@@ -162,13 +167,50 @@ extension ServerConfiguration {
         }
 
         if let irc = try root.section("irc") {
-            try irc.allowOnly(["enabled", "host", "port"])
+            try irc.allowOnly(["enabled", "host", "port", "tls"])
+            if let tls = try irc.bool("tls") { configuration.irc.tls = tls }
             if let enabled = try irc.bool("enabled") { configuration.irc.enabled = enabled }
             if let host = try irc.string("host") {
                 guard !host.isEmpty else { throw irc.invalid("host", "must not be empty") }
                 configuration.irc.host = host
             }
             if let port = try irc.integer("port", in: 0...65_535) { configuration.irc.port = port }
+        }
+
+        if let accounts = try root.section("accounts") {
+            try accounts.allowOnly(["registration", "guests", "minPasswordLength"])
+            if let registration = try accounts.string("registration") {
+                guard let value = Accounts.Registration(rawValue: registration) else {
+                    throw accounts.invalid("registration", "must be \"open\" or \"admin\", got \"\(registration)\"")
+                }
+                configuration.accounts.registration = value
+            }
+            if let guests = try accounts.bool("guests") { configuration.accounts.guests = guests }
+            if let length = try accounts.integer("minPasswordLength", in: 1...256) { configuration.accounts.minPasswordLength = length }
+        }
+
+        for (key, isMetrics) in [("web", false), ("metrics", true)] {
+            guard let section = try root.section(key) else { continue }
+            try section.allowOnly(isMetrics ? ["enabled", "host", "port"] : ["enabled", "host", "port", "tls"])
+            var listener = isMetrics ? configuration.metrics : configuration.web
+            if let enabled = try section.bool("enabled") { listener.enabled = enabled }
+            if let host = try section.string("host") {
+                guard !host.isEmpty else { throw section.invalid("host", "must not be empty") }
+                listener.host = host
+            }
+            if let port = try section.integer("port", in: 0...65_535) { listener.port = port }
+            if !isMetrics, let tls = try section.bool("tls") { listener.tls = tls }
+            if isMetrics { configuration.metrics = listener } else { configuration.web = listener }
+        }
+
+        if let tls = try root.section("tls") {
+            try tls.allowOnly(["certificate", "key"])
+            configuration.tls.certificate = try tls.nullableString("certificate", default: nil)
+            configuration.tls.key = try tls.nullableString("key", default: nil)
+        }
+        let tlsListeners = [("server.tls", configuration.server.tls), ("irc.tls", configuration.irc.tls), ("web.tls", configuration.web.tls)]
+        if let (key, _) = tlsListeners.first(where: { $0.1 }), configuration.tls.certificate == nil || configuration.tls.key == nil {
+            throw ConfigurationError("\(key) is true but tls.certificate and tls.key are not both set")
         }
         return configuration
     }

@@ -8,6 +8,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var port = 9999
         public var password: String?
         public var motd: String?
+        public var tls = false
     }
 
     public enum Durability: String, Sendable, Equatable {
@@ -21,6 +22,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         /// Resolved against the configuration file's folder when loaded from a file.
         public var path = "chat.sqlite"
         public var durability = Durability.normal
+        /// A PostgreSQL URL (`database.postgres`, or `CHAT_DATABASE_URL`); not served yet.
+        public var postgres: String?
     }
 
     public struct History: Sendable, Equatable {
@@ -70,6 +73,35 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var enabled = false
         public var host = "127.0.0.1"
         public var port = 6667
+        public var tls = false
+    }
+
+    /// Who may hold a name (PROTOCOL.md, Accounts).
+    public struct Accounts: Sendable, Equatable {
+        public enum Registration: String, Sendable, Equatable {
+            /// Any guest may `register` its name.
+            case open
+            /// Only `chat-admin account add` creates accounts.
+            case admin
+        }
+        public var registration = Registration.open
+        /// False: only accounts may log in.
+        public var guests = true
+        public var minPasswordLength = 8
+    }
+
+    /// A listener that is configured but not served by this build yet (web, metrics).
+    public struct Listener: Sendable, Equatable {
+        public var enabled = false
+        public var host = "127.0.0.1"
+        public var port: Int
+        public var tls = false
+    }
+
+    /// PEM files for the listeners with `tls` true.
+    public struct TLS: Sendable, Equatable {
+        public var certificate: String?
+        public var key: String?
     }
 
     public var server = Server()
@@ -79,6 +111,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var limits = Limits()
     public var log = Log()
     public var irc = IRC()
+    public var accounts = Accounts()
+    public var web = Listener(port: 8080)
+    public var metrics = Listener(port: 9100)
+    public var tls = TLS()
 
     /// The defaults of SPEC.md.
     public init() {}

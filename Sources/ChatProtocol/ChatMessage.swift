@@ -10,17 +10,26 @@ public struct ChatMessage: Sendable, Equatable {
     public var id: Int64
     /// Milliseconds since the Unix epoch, UTC.
     public var timestamp: Int64
+    /// The room; empty for a direct message.
     public var room: String
     public var from: String
+    /// The recipient of a direct message (as the user first spelled the name); nil in a room.
+    public var to: String?
     public var kind: MessageKind
     public var text: String
 
-    public init(id: Int64, timestamp: Int64, room: String, from: String, kind: MessageKind, text: String) {
+    public init(id: Int64, timestamp: Int64, room: String, from: String, to: String? = nil, kind: MessageKind, text: String) {
         self.id = id
         self.timestamp = timestamp
         self.room = room
         self.from = from
+        self.to = to
         self.kind = kind
         self.text = text
     }
+}
+
+extension ChatMessage {
+    /// A direct message (to a user) rather than one said in a room.
+    public var isDirect: Bool { to != nil }
 }

@@ -16,13 +16,40 @@ public enum HistoryPage: Sendable, Equatable {
     case after(Int64)
 }
 
+/// Where a message goes: a room, or a user (a direct message).
+public enum MessageTarget: Sendable, Equatable {
+    case room(String)
+    case user(String)
+}
+
+/// What a `search` looks through besides the query.
+public struct SearchRequest: Sendable, Equatable {
+    public var query: String
+    public var room: String?
+    public var from: String?
+    /// The direct messages with this user.
+    public var with: String?
+    public var limit: Int?
+
+    public init(query: String, room: String? = nil, from: String? = nil, with: String? = nil, limit: Int? = nil) {
+        self.query = query
+        self.room = room
+        self.from = from
+        self.with = with
+        self.limit = limit
+    }
+}
+
 /// A request a client may send, decoded and type-checked but not yet judged by the server.
 public enum ClientRequest: Sendable, Equatable {
-    case login(name: String, password: String?)
+    case login(name: String, password: String?, accountPassword: String?)
+    case register(password: String)
     case join(room: String, replay: ReplayRequest)
     case leave(room: String)
-    case say(room: String, text: String, kind: MessageKind)
-    case history(room: String, page: HistoryPage, limit: Int?)
+    case say(MessageTarget, text: String, kind: MessageKind)
+    case history(MessageTarget, page: HistoryPage, limit: Int?)
+    case conversations
+    case search(SearchRequest)
     case rooms
     case who(room: String)
     case ping
@@ -68,7 +95,10 @@ public struct ClientFrame: Sendable, Equatable {
         let request: ClientRequest
         switch type {
         case "login":
-            request = .login(name: try fields.string("name"), password: try fields.optionalString("password"))
+            request = .login(name: try fields.string("name"), password: try fields.optionalString("password"),
+                             accountPassword: try fields.optionalString("account_password"))
+        case "register":
+            request = .register(password: try fields.string("password"))
         case "join":
             let room = try fields.string("room")
             let after = try fields.optionalInteger("after", minimum: 0)
@@ -90,9 +120,9 @@ public struct ClientFrame: Sendable, Equatable {
             case .some(let other):
                 throw ProtocolError(.badRequest, "field 'kind' must be \"text\" or \"action\", got \"\(other)\"", re: fields.re)
             }
-            request = .say(room: try fields.string("room"), text: try fields.string("text"), kind: kind)
+            request = .say(try fields.target(), text: try fields.string("text"), kind: kind)
         case "history":
-            let room = try fields.string("room")
+            let target = try fields.target()
             let before = try fields.optionalInteger("before", minimum: 0)
             let after = try fields.optionalInteger("after", minimum: 0)
             let limit = try fields.optionalInteger("limit", minimum: 1)
@@ -104,7 +134,18 @@ public struct ClientFrame: Sendable, Equatable {
             case (nil, .some(let id)): page = .after(id)
             case (nil, nil): page = .before(.max)
             }
-            request = .history(room: room, page: page, limit: limit.map { Int(clamping: $0) })
+            request = .history(target, page: page, limit: limit.map { Int(clamping: $0) })
+        case "conversations":
+            request = .conversations
+        case "search":
+            let room = try fields.optionalString("room")
+            let with = try fields.optionalString("with")
+            if room != nil, with != nil {
+                throw ProtocolError(.badRequest, "a search takes 'room' or 'with', not both", re: fields.re)
+            }
+            let limit = try fields.optionalInteger("limit", minimum: 1)
+            request = .search(SearchRequest(query: try fields.string("query"), room: room, from: try fields.optionalString("from"),
+                                            with: with, limit: limit.map { Int(clamping: $0) }))
         case "rooms":
             request = .rooms
         case "who":
@@ -144,6 +185,19 @@ private struct Fields {
             throw ProtocolError(.badRequest, "field '\(key)' must be a string, got \(value.typeName)", re: re)
         }
         return text
+    }
+
+    /// `room` or `to`/`with` (a user), exactly one of them.
+    func target() throws(ProtocolError) -> MessageTarget {
+        let userKey = object["type"] == .string("say") ? "to" : "with"
+        let room = try optionalString("room")
+        let user = try optionalString(userKey)
+        switch (room, user) {
+        case (let room?, nil): return .room(room)
+        case (nil, let user?): return .user(user)
+        case (.some, .some): throw ProtocolError(.badRequest, "'room' and '\(userKey)' together: a message goes to one of them", re: re)
+        case (nil, nil): throw ProtocolError(.badRequest, "missing field 'room' (or '\(userKey)')", re: re)
+        }
     }
 
     func optionalString(_ key: String) throws(ProtocolError) -> String? {

@@ -14,6 +14,11 @@ public enum ErrorCode: String, Sendable, Equatable, CaseIterable {
     case serverFull = "server_full"
     case slowConsumer = "slow_consumer"
     case `internal` = "internal"
+    case accountRequired = "account_required"
+    case authFailed = "auth_failed"
+    case registrationClosed = "registration_closed"
+    case weakPassword = "weak_password"
+    case noSuchUser = "no_such_user"
 
     /// Whether the server closes the connection after sending this error.
     public var closesConnection: Bool {

@@ -12,11 +12,12 @@ public enum ServerFrame {
         buffer.writeStaticString(passwordRequired ? "true}\n" : "false}\n")
     }
 
-    public static func welcome(re: RequestID?, name: String, defaultRoom: String, motd: String?, into buffer: inout ByteBuffer) {
+    public static func welcome(re: RequestID?, name: String, isAccount: Bool = false, defaultRoom: String, motd: String?, into buffer: inout ByteBuffer) {
         buffer.writeStaticString(#"{"type":"welcome""#)
         writeRe(re, into: &buffer)
         buffer.writeStaticString(#","name":"#)
         buffer.writeJSONString(name)
+        buffer.writeStaticString(isAccount ? #","account":true"# : #","account":false"#)
         buffer.writeStaticString(#","default_room":"#)
         buffer.writeJSONString(defaultRoom)
         if let motd {
@@ -36,19 +37,85 @@ public enum ServerFrame {
         buffer.writeStaticString("}\n")
     }
 
+    /// What a `history` frame pages through: a room, or the direct messages with a user.
+    public enum HistorySubject: Sendable, Equatable {
+        case room(String)
+        case conversation(with: String)
+    }
+
     /// A `history` frame: the replay after `joined` (no `re`) or the answer to a `history` request.
     public static func history(re: RequestID?, room: String, messages: [ChatMessage], more: Bool, into buffer: inout ByteBuffer) {
+        history(re: re, subject: .room(room), messages: messages, more: more, into: &buffer)
+    }
+
+    public static func history(re: RequestID?, subject: HistorySubject, messages: [ChatMessage], more: Bool, into buffer: inout ByteBuffer) {
         buffer.writeStaticString(#"{"type":"history""#)
         writeRe(re, into: &buffer)
-        buffer.writeStaticString(#","room":"#)
-        buffer.writeJSONString(room)
-        buffer.writeStaticString(#","messages":["#)
+        switch subject {
+        case .room(let room):
+            buffer.writeStaticString(#","room":"#)
+            buffer.writeJSONString(room)
+        case .conversation(let user):
+            buffer.writeStaticString(#","with":"#)
+            buffer.writeJSONString(user)
+        }
+        buffer.writeStaticString(#","messages":"#)
+        writeMessageArray(messages, into: &buffer)
+        buffer.writeStaticString(#","more":"#)
+        buffer.writeStaticString(more ? "true}\n" : "false}\n")
+    }
+
+    /// The answer to `search`: matches newest first.
+    public static func search(re: RequestID?, messages: [ChatMessage], more: Bool, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"type":"search""#)
+        writeRe(re, into: &buffer)
+        buffer.writeStaticString(#","messages":"#)
+        writeMessageArray(messages, into: &buffer)
+        buffer.writeStaticString(#","more":"#)
+        buffer.writeStaticString(more ? "true}\n" : "false}\n")
+    }
+
+    /// One row of a `conversations` answer.
+    public struct ConversationSummary: Sendable, Equatable {
+        public var with: String
+        public var lastID: Int64
+
+        public init(with: String, lastID: Int64) {
+            self.with = with
+            self.lastID = lastID
+        }
+    }
+
+    public static func conversations(re: RequestID?, _ conversations: [ConversationSummary], into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"type":"conversations""#)
+        writeRe(re, into: &buffer)
+        buffer.writeStaticString(#","conversations":["#)
+        for (index, conversation) in conversations.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeStaticString(#"{"with":"#)
+            buffer.writeJSONString(conversation.with)
+            buffer.writeStaticString(#","last_id":"#)
+            buffer.writeDecimal(conversation.lastID)
+            buffer.writeInteger(UInt8(ascii: "}"))
+        }
+        buffer.writeStaticString("]}\n")
+    }
+
+    public static func registered(re: RequestID?, name: String, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"type":"registered""#)
+        writeRe(re, into: &buffer)
+        buffer.writeStaticString(#","name":"#)
+        buffer.writeJSONString(name)
+        buffer.writeStaticString("}\n")
+    }
+
+    private static func writeMessageArray(_ messages: [ChatMessage], into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "["))
         for (index, message) in messages.enumerated() {
             if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
             writeMessageObject(message, into: &buffer)
         }
-        buffer.writeStaticString(#"],"more":"#)
-        buffer.writeStaticString(more ? "true}\n" : "false}\n")
+        buffer.writeInteger(UInt8(ascii: "]"))
     }
 
     /// A live `message` frame; the sender's copy carries `re`, its acknowledgement.
@@ -71,10 +138,17 @@ public enum ServerFrame {
     private static func writeMessageFields(_ message: ChatMessage, into buffer: inout ByteBuffer) {
         buffer.writeStaticString(#","ts":""#)
         Timestamp.write(message.timestamp, into: &buffer)
-        buffer.writeStaticString(#"","room":"#)
-        buffer.writeJSONString(message.room)
-        buffer.writeStaticString(#","from":"#)
-        buffer.writeJSONString(message.from)
+        if let to = message.to {
+            buffer.writeStaticString(#"","from":"#)
+            buffer.writeJSONString(message.from)
+            buffer.writeStaticString(#","to":"#)
+            buffer.writeJSONString(to)
+        } else {
+            buffer.writeStaticString(#"","room":"#)
+            buffer.writeJSONString(message.room)
+            buffer.writeStaticString(#","from":"#)
+            buffer.writeJSONString(message.from)
+        }
         buffer.writeStaticString(message.kind == .text ? #","kind":"text","text":"# : #","kind":"action","text":"#)
         buffer.writeJSONString(message.text)
     }

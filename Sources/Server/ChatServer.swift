@@ -129,6 +129,7 @@ public final class ChatServer: Sendable {
         try? await context.database.waitForPendingWrites()
         context.database.close()
         try? await context.threadPool.shutdownGracefully()
+        await context.passwordChecker.shutdown()
         try? await group.shutdownGracefully()
         context.logger.info("stopped")
     }

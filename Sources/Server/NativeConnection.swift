@@ -43,7 +43,7 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         isAdmitted = true
         let loopIndex = server.loopIndex(of: context.eventLoop)
         let session = Session(id: server.registry.makeSessionID(), loopIndex: loopIndex, eventLoop: context.eventLoop,
-                              server: server, output: self, peer: peer)
+                              server: server, output: self, peer: peer, address: context.remoteAddress?.ipAddress ?? peer)
         self.session = session
         server.shards[loopIndex].sessions[session.id] = session
         server.logger.info("connect \(peer)")
@@ -162,16 +162,28 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         context.write(wrapOutboundOut(buffer), promise: nil)
     }
 
-    func sendWelcome(re: RequestID?, name: String, defaultRoom: String, motd: String?) {
-        send { ServerFrame.welcome(re: re, name: name, defaultRoom: defaultRoom, motd: motd, into: &$0) }
+    func sendWelcome(re: RequestID?, name: String, isAccount: Bool, defaultRoom: String, motd: String?) {
+        send { ServerFrame.welcome(re: re, name: name, isAccount: isAccount, defaultRoom: defaultRoom, motd: motd, into: &$0) }
+    }
+
+    func sendRegistered(re: RequestID?, name: String) {
+        send { ServerFrame.registered(re: re, name: name, into: &$0) }
     }
 
     func sendJoined(re: RequestID?, room: String, members: [String]) {
         send { ServerFrame.joined(re: re, room: room, members: members, into: &$0) }
     }
 
-    func sendHistory(re: RequestID?, room: String, slice: HistorySlice) {
-        send { ServerFrame.history(re: re, room: room, messages: slice.messages, more: slice.more, into: &$0) }
+    func sendHistory(re: RequestID?, subject: ServerFrame.HistorySubject, slice: HistorySlice) {
+        send { ServerFrame.history(re: re, subject: subject, messages: slice.messages, more: slice.more, into: &$0) }
+    }
+
+    func sendConversations(re: RequestID?, _ conversations: [ServerFrame.ConversationSummary]) {
+        send { ServerFrame.conversations(re: re, conversations, into: &$0) }
+    }
+
+    func sendSearch(re: RequestID?, messages: [ChatMessage], more: Bool) {
+        send { ServerFrame.search(re: re, messages: messages, more: more, into: &$0) }
     }
 
     func sendLeft(re: RequestID?, room: String) {

@@ -9,7 +9,11 @@ final class RoomShard: @unchecked Sendable {
     /// A room in memory: present only while it has members (or a read marker being saved).
     final class Room {
         let name: String
-        var members: [String: Subscription] = [:]
+        /// Every session in the room, by session id (an account may be in it several times).
+        var members: [Int: Subscription] = [:]
+        /// How many sessions of each user (by key) are in the room: the room lists a user once,
+        /// and presence tells of its first arrival and last departure only.
+        var sessionsPerUser: [String: Int] = [:]
         /// Members grouped by the index of their event loop, for one hop per loop in a fan-out.
         var membersByLoop: [[Subscription]]
         /// Read markers of members who just left, until their write is committed, so a quick
@@ -69,14 +73,18 @@ final class RoomShard: @unchecked Sendable {
             rooms[room.name] = room
             return room
         }()
-        if let existing = room.members[subscription.userKey], existing.sessionID == subscription.sessionID {
+        if room.members[subscription.sessionID] != nil {
             return JoinAcceptance(members: room.memberNames, boundary: watermark, pendingMarker: nil, wasAlreadyMember: true)
         }
-        room.members[subscription.userKey] = subscription
+        room.members[subscription.sessionID] = subscription
         room.membersByLoop[subscription.loopIndex].append(subscription)
-        room.memberNames.append(subscription.displayName)
-        queuePresence(in: room, name: subscription.displayName, event: .join, reason: nil, joiner: subscription.sessionID)
-        server.logger.info("join #\(room.name) \(subscription.displayName)")
+        let sessions = room.sessionsPerUser[subscription.userKey, default: 0] + 1
+        room.sessionsPerUser[subscription.userKey] = sessions
+        if sessions == 1 {
+            room.memberNames.append(subscription.displayName)
+            queuePresence(in: room, name: subscription.displayName, event: .join, reason: nil, joiner: subscription.sessionID)
+            server.logger.info("join #\(room.name) \(subscription.displayName)")
+        }
         return JoinAcceptance(
             members: room.memberNames, boundary: watermark,
             pendingMarker: room.departedMarkers[subscription.userKey], wasAlreadyMember: false)
@@ -86,14 +94,19 @@ final class RoomShard: @unchecked Sendable {
     func leave(_ subscription: Subscription, marker: Int64, userID: Int64, reason: String?) {
         eventLoop.assertInEventLoop()
         guard let room = rooms[subscription.room.name],
-              let member = room.members[subscription.userKey], member === subscription else { return }
-        room.members[subscription.userKey] = nil
+              let member = room.members[subscription.sessionID], member === subscription else { return }
+        room.members[subscription.sessionID] = nil
         room.membersByLoop[subscription.loopIndex].removeAll { $0 === subscription }
-        if let index = room.memberNames.firstIndex(of: subscription.displayName) { room.memberNames.remove(at: index) }
-        queuePresence(in: room, name: subscription.displayName, event: .leave, reason: reason, joiner: nil)
-        server.logger.info("leave #\(room.name) \(subscription.displayName)\(reason.map { " (\($0))" } ?? "")")
+        let sessions = room.sessionsPerUser[subscription.userKey, default: 1] - 1
+        room.sessionsPerUser[subscription.userKey] = sessions > 0 ? sessions : nil
+        if sessions == 0 {
+            if let index = room.memberNames.firstIndex(of: subscription.displayName) { room.memberNames.remove(at: index) }
+            queuePresence(in: room, name: subscription.displayName, event: .leave, reason: reason, joiner: nil)
+            server.logger.info("leave #\(room.name) \(subscription.displayName)\(reason.map { " (\($0))" } ?? "")")
+        }
 
-        room.departedMarkers[subscription.userKey] = marker
+        // Each of an account's sessions saves what it was sent; the stored marker keeps the newest.
+        room.departedMarkers[subscription.userKey] = max(marker, room.departedMarkers[subscription.userKey] ?? 0)
         room.pendingMarkerWrites += 1
         let userKey = subscription.userKey
         let roomName = room.name
@@ -162,7 +175,7 @@ final class RoomShard: @unchecked Sendable {
     }
 
     func memberCounts() -> [String: Int] {
-        rooms.compactMapValues { $0.members.isEmpty ? nil : $0.members.count }
+        rooms.compactMapValues { $0.sessionsPerUser.isEmpty ? nil : $0.sessionsPerUser.count }
     }
 
     // MARK: Delivery

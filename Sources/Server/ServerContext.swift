@@ -13,6 +13,8 @@ final class ServerContext: Sendable {
     let loops: [any EventLoop]
     let threadPool: NIOThreadPool
     let registry = SessionRegistry()
+    let passwordChecker = PasswordChecker()
+    let loginThrottle = LoginThrottle()
     let catalog = RoomCatalog()
     let allocator = ByteBufferAllocator()
     nonisolated(unsafe) private(set) var shards: [RoomShard] = []
@@ -106,6 +108,27 @@ final class ServerContext: Sendable {
             case .failure:
                 completion(.failure(ProtocolError(.internal, "room #\(name) could not be looked up")))
             }
+        }
+    }
+
+    /// Writes a committed direct message to every live session of its sender and recipient:
+    /// encoded once, the sender's session that asked getting the copy with `re`. Called on the
+    /// writer's thread in commit order, and each session's loop runs its posts in that order.
+    func deliverDirect(_ message: ChatMessage, senderSessionID: Int, re: RequestID?) {
+        if configuration.log.messages {
+            logger.info("@\(message.to ?? "?") <\(message.from)>")
+        }
+        var frame = allocator.buffer(capacity: 128 + message.text.utf8.count)
+        ServerFrame.message(message, re: nil, into: &frame)
+        var acknowledgement: ByteBuffer?
+        if let re {
+            var copy = allocator.buffer(capacity: frame.readableBytes + 24)
+            ServerFrame.message(message, re: re, into: &copy)
+            acknowledgement = copy
+        }
+        for session in registry.sessions(holding: [message.from, message.to ?? message.from]) {
+            let bytes = session.id == senderSessionID ? acknowledgement ?? frame : frame
+            session.eventLoop.execute { session.writeDirect(bytes) }
         }
     }
 

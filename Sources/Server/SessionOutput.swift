@@ -5,9 +5,12 @@ import Storage
 /// What a session says to its client, in protocol-neutral terms. A wire adapter (the native
 /// JSON-lines protocol, later IRC) implements it; every call happens on the session's loop.
 protocol SessionOutput: AnyObject {
-    func sendWelcome(re: RequestID?, name: String, defaultRoom: String, motd: String?)
+    func sendWelcome(re: RequestID?, name: String, isAccount: Bool, defaultRoom: String, motd: String?)
+    func sendRegistered(re: RequestID?, name: String)
     func sendJoined(re: RequestID?, room: String, members: [String])
-    func sendHistory(re: RequestID?, room: String, slice: HistorySlice)
+    func sendHistory(re: RequestID?, subject: ServerFrame.HistorySubject, slice: HistorySlice)
+    func sendConversations(re: RequestID?, _ conversations: [ServerFrame.ConversationSummary])
+    func sendSearch(re: RequestID?, messages: [ChatMessage], more: Bool)
     func sendLeft(re: RequestID?, room: String)
     func sendRooms(re: RequestID?, rooms: [ServerFrame.RoomSummary])
     func sendWho(re: RequestID?, room: String, members: [String])
@@ -23,4 +26,10 @@ protocol SessionOutput: AnyObject {
     func close()
     /// Pauses or resumes reading from the client (flow control while requests are queued).
     func setReading(_ isReading: Bool)
+}
+
+extension SessionOutput {
+    func sendHistory(re: RequestID?, room: String, slice: HistorySlice) {
+        sendHistory(re: re, subject: .room(room), slice: slice)
+    }
 }

@@ -1,10 +1,19 @@
 import ChatProtocol
+import Storage
 import Synchronization
 
-/// Who is online: live names (unique case-insensitively) and the number of open connections.
-/// Touched at connect, login and disconnect only, so a lock is cheaper than an actor hop.
+/// Who is online: live names (unique case-insensitively, except that an account may hold
+/// several sessions), their sessions (for direct messages) and the number of open connections.
+/// Touched at connect, login, disconnect and per direct message, so a lock is cheaper than an
+/// actor hop.
 final class SessionRegistry: Sendable {
-    private let names = Mutex<[String: Int]>([:])
+    /// The sessions holding one name: a guest name has one, an account any number.
+    private struct Holder {
+        var isAccount: Bool
+        var sessions: [Int: Session]
+    }
+
+    private let names = Mutex<[String: Holder]>([:])
     private let connections = Atomic<Int>(0)
     private let nextSessionID = Atomic<Int>(1)
 
@@ -30,22 +39,46 @@ final class SessionRegistry: Sendable {
 
     var connectionCount: Int { connections.load(ordering: .relaxed) }
 
-    /// Reserves `name` for `sessionID`; false when another live session has it.
-    func claim(name: String, sessionID: Int) -> Bool {
+    /// Reserves `name` for `session`. A guest name is refused while any other session holds the
+    /// name; an account's sessions share it, but never with a guest.
+    func claim(name: String, session: Session, asAccount: Bool) -> Bool {
         let key = Names.userKey(name)
         return names.withLock { names in
-            if let owner = names[key], owner != sessionID { return false }
-            names[key] = sessionID
+            if var holder = names[key] {
+                let others = holder.sessions.keys.contains { $0 != session.id }
+                guard !others || (holder.isAccount && asAccount) else { return false }
+                holder.isAccount = holder.isAccount || asAccount
+                holder.sessions[session.id] = session
+                names[key] = holder
+            } else {
+                names[key] = Holder(isAccount: asAccount, sessions: [session.id: session])
+            }
             return true
         }
     }
 
-    /// Frees `name` if `sessionID` holds it.
+    /// The guest name `name` held by session `sessionID` has become an account.
+    func promoteToAccount(name: String, sessionID: Int) {
+        let key = Names.userKey(name)
+        names.withLock { names in
+            if names[key]?.sessions[sessionID] != nil { names[key]?.isAccount = true }
+        }
+    }
+
+    /// Frees `name` for `sessionID` (the name itself once no session holds it).
     func release(name: String, sessionID: Int) {
         let key = Names.userKey(name)
         names.withLock { names in
-            if names[key] == sessionID { names[key] = nil }
+            guard var holder = names[key] else { return }
+            holder.sessions[sessionID] = nil
+            names[key] = holder.sessions.isEmpty ? nil : holder
         }
+    }
+
+    /// Every session holding one of `names`, each once.
+    func sessions(holding users: [String]) -> [Session] {
+        let keys = Set(users.map(Names.userKey))
+        return names.withLock { names in keys.flatMap { names[$0].map { Array($0.sessions.values) } ?? [] } }
     }
 }
 
@@ -62,5 +95,3 @@ final class RoomCatalog: Sendable {
         records.withLock { $0[record.name] = record }
     }
 }
-
-import Storage

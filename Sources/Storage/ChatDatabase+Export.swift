@@ -7,10 +7,9 @@ extension ChatDatabase {
     public func forEachMessage(matching filter: MessageFilter = MessageFilter(), _ body: (ChatMessage) throws -> Void) throws {
         let (conditions, arguments) = filter.conditions()
         let sql = """
-            SELECT m.id, m.ts, r.name, u.name, m.kind, m.text
+            SELECT \(Self.messageColumns)
             FROM messages m
-            JOIN rooms r ON r.id = m.room_id
-            JOIN users u ON u.id = m.user_id
+            \(Self.messageJoins)
             \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
             ORDER BY m.id
             """
@@ -28,8 +27,7 @@ extension ChatDatabase {
         return try reader.read { db in
             try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM messages m
-                JOIN rooms r ON r.id = m.room_id
-                JOIN users u ON u.id = m.user_id
+                \(Self.messageJoins)
                 \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
                 """, arguments: arguments) ?? 0
         }

@@ -6,7 +6,10 @@ import GRDB
 public struct ForgetResult: Sendable, Equatable {
     /// The user as stored, nil when no such user exists.
     public var user: String?
+    /// The user's own messages, in rooms and direct.
     public var messages: Int
+    /// Direct messages others sent the user (erased with the conversations).
+    public var receivedDirectMessages: Int = 0
     public var readMarkers: Int
 }
 
@@ -58,12 +61,23 @@ extension ChatDatabase {
             let userID: Int64 = row[0]
             let messages = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages WHERE user_id = ?", arguments: [userID]) ?? 0
             let markers = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM read_markers WHERE user_id = ?", arguments: [userID]) ?? 0
+            let conversations = "SELECT room_id FROM conversations WHERE user_low = ?1 OR user_high = ?1"
+            let received = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages WHERE room_id IN (\(conversations)) AND user_id <> ?1",
+                                            arguments: [userID]) ?? 0
             if !dryRun {
+                // Both sides of every conversation go: the user's direct messages are the user's record too.
+                try db.execute(sql: "DELETE FROM messages WHERE room_id IN (\(conversations))", arguments: [userID])
+                let rooms = try Int64.fetchAll(db, sql: conversations, arguments: [userID])
+                try db.execute(sql: "DELETE FROM conversations WHERE user_low = ?1 OR user_high = ?1", arguments: [userID])
+                for room in rooms {
+                    try db.execute(sql: "DELETE FROM read_markers WHERE room_id = ?", arguments: [room])
+                    try db.execute(sql: "DELETE FROM rooms WHERE id = ?", arguments: [room])
+                }
                 try db.execute(sql: "DELETE FROM messages WHERE user_id = ?", arguments: [userID])
                 try db.execute(sql: "DELETE FROM read_markers WHERE user_id = ?", arguments: [userID])
                 try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [userID])
             }
-            return ForgetResult(user: row[1], messages: messages, readMarkers: markers)
+            return ForgetResult(user: row[1], messages: messages, receivedDirectMessages: received, readMarkers: markers)
         }
         return dryRun ? try reader.read(work) : try writer.write(work)
     }

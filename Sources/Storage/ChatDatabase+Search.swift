@@ -8,18 +8,44 @@ public struct MessageFilter: Sendable, Equatable {
     public var user: String?
     public var since: Int64?
     public var until: Int64?
+    /// Which direct messages may match besides the rooms' messages.
+    public var directMessages: DirectMessages
 
-    public init(room: String? = nil, user: String? = nil, since: Int64? = nil, until: Int64? = nil) {
+    /// Direct messages are private: the admin tool sees them all, a user only its own.
+    public enum DirectMessages: Sendable, Equatable {
+        case all
+        case none
+        /// Only the conversations of this user id.
+        case of(Int64)
+        /// Only the conversation of these two user ids.
+        case between(Int64, Int64)
+    }
+
+    public init(room: String? = nil, user: String? = nil, since: Int64? = nil, until: Int64? = nil, directMessages: DirectMessages = .all) {
         self.room = room
         self.user = user
         self.since = since
         self.until = until
+        self.directMessages = directMessages
     }
 
-    /// SQL conditions on `m` (messages), `r` (rooms) and `u` (users), and their arguments.
+    /// SQL conditions on `m` (messages), `r` (rooms), `u` (users) and `c` (conversations), and
+    /// their arguments.
     func conditions() -> (sql: [String], arguments: StatementArguments) {
         var sql: [String] = []
         var arguments = StatementArguments()
+        switch directMessages {
+        case .all:
+            break
+        case .none:
+            sql.append("c.room_id IS NULL")
+        case .of(let userID):
+            sql.append("(c.room_id IS NULL OR c.user_low = ? OR c.user_high = ?)")
+            arguments += [userID, userID]
+        case .between(let first, let second):
+            sql.append("c.user_low = ? AND c.user_high = ?")
+            arguments += [min(first, second), max(first, second)]
+        }
         if let room {
             sql.append("r.name = ?")
             arguments += [room]
@@ -56,12 +82,10 @@ extension ChatDatabase {
     public func search(_ query: String, filter: MessageFilter = MessageFilter(), limit: Int? = nil) throws -> [SearchHit] {
         let (conditions, filterArguments) = filter.conditions()
         let sql = """
-            SELECT m.id, m.ts, r.name, u.name, m.kind, m.text,
-                   highlight(messages_fts, 0, char(1), char(2))
+            SELECT \(Self.messageColumns), highlight(messages_fts, 0, char(1), char(2))
             FROM messages_fts
             JOIN messages m ON m.id = messages_fts.rowid
-            JOIN rooms r ON r.id = m.room_id
-            JOIN users u ON u.id = m.user_id
+            \(Self.messageJoins)
             WHERE messages_fts MATCH ?\(conditions.map { " AND \($0)" }.joined())
             ORDER BY messages_fts.rowid DESC
             LIMIT ?
@@ -72,7 +96,7 @@ extension ChatDatabase {
         do {
             return try reader.read { db in
                 try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                    SearchHit(message: Self.message(row), highlightedText: row[6])
+                    SearchHit(message: Self.message(row), highlightedText: row[7])
                 }
             }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR {
@@ -80,9 +104,22 @@ extension ChatDatabase {
         }
     }
 
-    /// A message from a row of `id, ts, room, from, kind, text`.
+    /// The columns `message(_:)` reads, from `m` and the tables of `messageJoins`.
+    static let messageColumns = "m.id, m.ts, r.name, u.name, m.kind, m.text, t.name"
+
+    /// Joins a message `m` to its room `r`, author `u`, conversation `c` and, for a direct
+    /// message, its recipient `t` (the other user of the conversation, or the author itself).
+    static let messageJoins = """
+        JOIN rooms r ON r.id = m.room_id
+        JOIN users u ON u.id = m.user_id
+        LEFT JOIN conversations c ON c.room_id = m.room_id
+        LEFT JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
+        """
+
+    /// A message from a row of `messageColumns`.
     static func message(_ row: Row) -> ChatMessage {
-        ChatMessage(id: row[0], timestamp: row[1], room: row[2], from: row[3],
-                    kind: MessageKind(rawValue: row[4]) ?? .text, text: row[5])
+        let to: String? = row[6]
+        return ChatMessage(id: row[0], timestamp: row[1], room: to == nil ? row[2] : "", from: row[3], to: to,
+                           kind: MessageKind(rawValue: row[4]) ?? .text, text: row[5])
     }
 }

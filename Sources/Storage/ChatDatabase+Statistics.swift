@@ -53,6 +53,7 @@ extension ChatDatabase {
                 FROM rooms r LEFT JOIN (
                     SELECT room_id, COUNT(*) AS n, MIN(id) AS first_id, MAX(id) AS last_id FROM messages GROUP BY room_id
                 ) g ON g.room_id = r.id
+                WHERE r.id NOT IN (SELECT room_id FROM conversations)
                 ORDER BY COALESCE(g.n, 0) DESC, r.name
                 """)
             let perUser = try activity("""
@@ -73,7 +74,7 @@ extension ChatDatabase {
             return Statistics(
                 messages: bounds?[0] ?? 0,
                 users: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users") ?? 0,
-                rooms: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rooms") ?? 0,
+                rooms: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rooms WHERE id NOT IN (SELECT room_id FROM conversations)") ?? 0,
                 firstMessage: bounds?[1], lastMessage: bounds?[2],
                 perRoom: perRoom, perUser: perUser, perDay: perDay)
         }

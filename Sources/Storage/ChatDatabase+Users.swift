@@ -83,7 +83,7 @@ extension ChatDatabase {
         try reader.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT r.id, r.name, (SELECT COUNT(*) FROM messages m WHERE m.room_id = r.id)
-                FROM rooms r ORDER BY r.name
+                FROM rooms r WHERE r.id NOT IN (SELECT room_id FROM conversations) ORDER BY r.name
                 """).map { (RoomRecord(id: $0[0], name: $0[1]), $0[2]) }
         }
     }
@@ -109,7 +109,7 @@ extension ChatDatabase {
     static func upsertReadMarker(userID: Int64, roomID: Int64, lastID: Int64, _ db: Database) throws {
         try db.cachedStatement(sql: """
             INSERT INTO read_markers (user_id, room_id, last_id) VALUES (?, ?, ?)
-            ON CONFLICT (user_id, room_id) DO UPDATE SET last_id = excluded.last_id
+            ON CONFLICT (user_id, room_id) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)
             """).execute(arguments: [userID, roomID, lastID])
     }
 }

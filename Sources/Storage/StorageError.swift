@@ -10,6 +10,10 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case pendingMigrations([String])
     /// The group-commit writer has been shut down.
     case closed
+    /// The name is an account already.
+    case accountExists(name: String)
+    /// A direct message to a name the database does not know.
+    case noSuchUser(name: String)
 
     public var description: String {
         switch self {
@@ -23,6 +27,10 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             "the database needs migrations \(names.joined(separator: ", ")): run `chat-admin migrate` or start the server"
         case .closed:
             "the database is closed"
+        case .accountExists(let name):
+            "\(name) is an account already"
+        case .noSuchUser(let name):
+            "there is no user \(name)"
         }
     }
 }

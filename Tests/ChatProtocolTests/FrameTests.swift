@@ -12,13 +12,21 @@ import Testing
     }
 
     @Test func decodesEveryRequest() throws {
-        #expect(try decode(#"{"type":"login","name":"a","password":"p","id":1}"#) == ClientFrame(id: .integer(1), request: .login(name: "a", password: "p")))
+        #expect(try decode(#"{"type":"login","name":"a","password":"p","id":1}"#) == ClientFrame(id: .integer(1), request: .login(name: "a", password: "p", accountPassword: nil)))
+        #expect(try decode(#"{"type":"login","name":"a","account_password":"secret99"}"#).request == .login(name: "a", password: nil, accountPassword: "secret99"))
+        #expect(try decode(#"{"type":"register","password":"secret99","id":2}"#).request == .register(password: "secret99"))
         #expect(try decode(#"{"type":"join","room":"r","after":5}"#).request == .join(room: "r", replay: .after(5)))
         #expect(try decode(#"{"type":"join","room":"r","history":5}"#).request == .join(room: "r", replay: .latest(5)))
         #expect(try decode(#"{"type":"join","room":"r"}"#).request == .join(room: "r", replay: .missed))
-        #expect(try decode(#"{"type":"say","room":"r","text":"t","kind":"action","id":"x"}"#) == ClientFrame(id: .string("x"), request: .say(room: "r", text: "t", kind: .action)))
-        #expect(try decode(#"{"type":"history","room":"r","before":9,"limit":3}"#).request == .history(room: "r", page: .before(9), limit: 3))
-        #expect(try decode(#"{"type":"history","room":"r","after":9}"#).request == .history(room: "r", page: .after(9), limit: nil))
+        #expect(try decode(#"{"type":"say","room":"r","text":"t","kind":"action","id":"x"}"#) == ClientFrame(id: .string("x"), request: .say(.room("r"), text: "t", kind: .action)))
+        #expect(try decode(#"{"type":"say","to":"Bob","text":"t"}"#).request == .say(.user("Bob"), text: "t", kind: .text))
+        #expect(try decode(#"{"type":"history","room":"r","before":9,"limit":3}"#).request == .history(.room("r"), page: .before(9), limit: 3))
+        #expect(try decode(#"{"type":"history","with":"bob","before":9}"#).request == .history(.user("bob"), page: .before(9), limit: nil))
+        #expect(try decode(#"{"type":"conversations"}"#).request == .conversations)
+        #expect(try decode(#"{"type":"search","query":"a b","room":"r","from":"x","limit":5}"#).request
+                == .search(SearchRequest(query: "a b", room: "r", from: "x", limit: 5)))
+        #expect(try decode(#"{"type":"search","query":"a","with":"bob"}"#).request == .search(SearchRequest(query: "a", with: "bob")))
+        #expect(try decode(#"{"type":"history","room":"r","after":9}"#).request == .history(.room("r"), page: .after(9), limit: nil))
         #expect(try decode(#"{"type":"quit","reason":"bye","unknown":[1]}"#).request == .quit(reason: "bye"))
         #expect(try decode(#"{"type":"rooms"}"#).request == .rooms)
         #expect(try decode(#"{"type":"who","room":"r"}"#).request == .who(room: "r"))
@@ -29,6 +37,12 @@ import Testing
         (#"{"type":"say","room":"r","id":4}"#, .badRequest),
         (#"{"type":"say","room":"r","text":7,"id":4}"#, .badRequest),
         (#"{"type":"history","room":"r","limit":0,"id":4}"#, .badRequest),
+        (#"{"type":"say","room":"r","to":"bob","text":"t","id":4}"#, .badRequest),
+        (#"{"type":"say","text":"t","id":4}"#, .badRequest),
+        (#"{"type":"history","room":"r","with":"bob","id":4}"#, .badRequest),
+        (#"{"type":"search","id":4}"#, .badRequest),
+        (#"{"type":"search","query":"x","room":"r","with":"bob","id":4}"#, .badRequest),
+        (#"{"type":"register","id":4}"#, .badRequest),
         (#"{"type":"fly","id":4}"#, .unknownType),
     ])
     func errorsKeepTheRequestID(line: String, code: ErrorCode) {

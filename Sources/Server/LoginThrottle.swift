@@ -1,0 +1,67 @@
+import NIOCore
+import Synchronization
+
+/// Slows down password guessing (docs/design.md, "Accounts"):
+/// - per address: after `failuresPerAddress` wrong account passwords within `window`, further
+///   account logins from that address are refused without checking until the window has passed;
+/// - per account: after `failuresPerAccount` wrong passwords within `window` from anywhere, every
+///   answer for that account waits `accountDelay`. Slower, never locked: an attacker elsewhere
+///   cannot lock the owner out.
+/// Touched once per account login, so a lock is simpler than an actor hop and costs nothing.
+final class LoginThrottle: Sendable {
+    static let window = TimeAmount.seconds(60)
+    static let failuresPerAddress = 5
+    static let failuresPerAccount = 10
+    static let accountDelay = TimeAmount.seconds(1)
+    /// Entries kept before expired ones are swept, bounding what guessing can make us hold.
+    static let sweepThreshold = 10_000
+
+    private struct Failures {
+        var count: Int
+        var windowStart: NIODeadline
+    }
+
+    private struct State {
+        var byAddress: [String: Failures] = [:]
+        var byAccount: [String: Failures] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Seconds left before `address` may try again, or nil when it may try now.
+    func refusal(address: String, now: NIODeadline = .now()) -> Int? {
+        state.withLock { state in
+            guard let failures = state.byAddress[address], now - failures.windowStart < Self.window,
+                  failures.count >= Self.failuresPerAddress else { return nil }
+            return Int(((Self.window - (now - failures.windowStart)).nanoseconds + 999_999_999) / 1_000_000_000)
+        }
+    }
+
+    /// How long to hold the answer to a login for `account`.
+    func delay(account: String, now: NIODeadline = .now()) -> TimeAmount {
+        state.withLock { state in
+            guard let failures = state.byAccount[account.lowercased()], now - failures.windowStart < Self.window,
+                  failures.count >= Self.failuresPerAccount else { return .zero }
+            return Self.accountDelay
+        }
+    }
+
+    func recordFailure(address: String, account: String, now: NIODeadline = .now()) {
+        state.withLock { state in
+            Self.count(&state.byAddress, address, now: now)
+            Self.count(&state.byAccount, account.lowercased(), now: now)
+        }
+    }
+
+    private static func count(_ table: inout [String: Failures], _ key: String, now: NIODeadline) {
+        if table.count >= sweepThreshold {
+            table = table.filter { now - $0.value.windowStart < window }
+        }
+        if var failures = table[key], now - failures.windowStart < window {
+            failures.count += 1
+            table[key] = failures
+        } else {
+            table[key] = Failures(count: 1, windowStart: now)
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import ChatProtocol
+import NIOCore
+import Storage
+
+/// Login, account passwords and registration (PROTOCOL.md, Session and Accounts).
+extension Session {
+    /// Wrong account passwords one connection may try: the third failure closes it.
+    static let failedLoginsPerConnection = 3
+
+    func login(name: String, password: String?, accountPassword: String?, re: RequestID?) {
+        let configuration = server.configuration
+        if let required = configuration.server.password {
+            guard let password, constantTimeEquals(password, required) else {
+                server.logger.notice("bad password from \(peer)")
+                output?.sendError(ProtocolError(.badPassword, password == nil ? "this server requires a password" : "wrong password", re: re))
+                close()
+                return
+            }
+        }
+        guard Names.isValidUserName(name, maximumLength: configuration.limits.maxNameLength) else {
+            output?.sendError(ProtocolError(.invalidName,
+                "a name is 1 to \(configuration.limits.maxNameLength) ASCII letters, digits, '_' or '-', not starting with '-'", re: re))
+            return
+        }
+        isBusy = true
+        let database = server.database
+        server.threadPool.runIfActive(eventLoop: eventLoop) { try database.account(named: name) }.whenComplete { [self] result in
+            guard case .awaitingLogin = phase else { return }
+            switch result {
+            case .success(nil):
+                loginAsGuest(name: name, re: re)
+            case .success(let account?):
+                loginToAccount(account, password: accountPassword, re: re)
+            case .failure(let error):
+                server.logger.error("looking up the account \(name) failed: \(error)")
+                output?.sendError(ProtocolError(.internal, "the login could not be checked; try again", re: re))
+                resume()
+            }
+        }
+    }
+
+    private func loginAsGuest(name: String, re: RequestID?) {
+        guard server.configuration.accounts.guests else {
+            output?.sendError(ProtocolError(.accountRequired, "this server admits accounts only: \(name) is not registered", re: re))
+            resume()
+            return
+        }
+        claimAndRecordLogin(name: name, asAccount: false, re: re)
+    }
+
+    private func loginToAccount(_ account: AccountRecord, password: String?, re: RequestID?) {
+        let name = account.user.name
+        guard let password else {
+            // Not a failure: the client learns that the name needs its password.
+            output?.sendError(ProtocolError(.accountRequired, "\(name) is a registered account: log in with its account_password", re: re))
+            resume()
+            return
+        }
+        if let wait = server.loginThrottle.refusal(address: address) {
+            server.logger.notice("account login for \(name) from \(peer) refused: too many failures from that address")
+            loginFailed(name: name, message: "too many failed logins from your address; wait \(wait) s", re: re)
+            return
+        }
+        guard let check = server.passwordChecker.verify(password, against: account.password, on: eventLoop) else {
+            output?.sendError(ProtocolError(.rateLimited, "the server is busy checking passwords; try again in a moment", re: re))
+            resume()
+            return
+        }
+        let delay = server.loginThrottle.delay(account: name)
+        check.whenComplete { [self] result in
+            let answer: @Sendable () -> Void = { [self] in
+                guard case .awaitingLogin = phase else { return }
+                if case .success(true) = result {
+                    claimAndRecordLogin(name: name, asAccount: true, re: re)
+                } else {
+                    server.loginThrottle.recordFailure(address: address, account: name)
+                    server.logger.notice("wrong account password for \(name) from \(peer)")
+                    loginFailed(name: name, message: "wrong account password for \(name)", re: re)
+                }
+            }
+            if delay > .zero { eventLoop.scheduleTask(in: delay, answer) } else { answer() }
+        }
+    }
+
+    private func loginFailed(name: String, message: String, re: RequestID?) {
+        failedLogins += 1
+        output?.sendError(ProtocolError(.authFailed, message, re: re))
+        if failedLogins >= Self.failedLoginsPerConnection {
+            server.logger.notice("closing \(peer) after \(failedLogins) failed logins")
+            close()
+            return
+        }
+        resume()
+    }
+
+    private func claimAndRecordLogin(name: String, asAccount: Bool, re: RequestID?) {
+        guard server.registry.claim(name: name, session: self, asAccount: asAccount) else {
+            output?.sendError(ProtocolError(.nameTaken, "\(name) is already online; pick another name", re: re))
+            resume()
+            return
+        }
+        server.database.recordLogin(name: name) { result in
+            self.eventLoop.execute { self.loginRecorded(result, name: name, asAccount: asAccount, re: re) }
+        }
+    }
+
+    private func loginRecorded(_ result: Result<UserRecord, any Error>, name: String, asAccount: Bool, re: RequestID?) {
+        defer { resume() }
+        switch result {
+        case .success(let user):
+            // The claim is keyed case-insensitively, so it already covers the stored spelling.
+            guard case .awaitingLogin = phase else {
+                server.registry.release(name: name, sessionID: id)
+                return
+            }
+            phase = .active(user)
+            isAccount = asAccount
+            server.logger.info("login \(user.name)\(asAccount ? " (account)" : "") from \(peer)")
+            let configuration = server.configuration
+            output?.sendWelcome(re: re, name: user.name, isAccount: asAccount, defaultRoom: configuration.rooms.defaultRoom,
+                                motd: configuration.server.motd)
+        case .failure(let error):
+            server.registry.release(name: name, sessionID: id)
+            server.logger.error("recording the login of \(name) failed: \(error)")
+            output?.sendError(ProtocolError(.internal, "the login could not be recorded; try again", re: re))
+        }
+    }
+
+    // MARK: Registration
+
+    func register(password: String, user: UserRecord, re: RequestID?) {
+        let accounts = server.configuration.accounts
+        guard !isAccount else {
+            output?.sendError(ProtocolError(.badRequest, "\(user.name) is an account already", re: re))
+            return
+        }
+        guard accounts.registration == .open else {
+            output?.sendError(ProtocolError(.registrationClosed, "accounts are created by the administrator here", re: re))
+            return
+        }
+        guard password.count >= accounts.minPasswordLength, password.utf8.count <= 256 else {
+            output?.sendError(ProtocolError(.weakPassword,
+                "a password is at least \(accounts.minPasswordLength) characters and at most 256 bytes", re: re))
+            return
+        }
+        guard let hashing = server.passwordChecker.hash(password, on: eventLoop) else {
+            output?.sendError(ProtocolError(.rateLimited, "the server is busy checking passwords; try again in a moment", re: re))
+            return
+        }
+        isBusy = true
+        let database = server.database
+        hashing.flatMap { [eventLoop] hash in
+            let promise = eventLoop.makePromise(of: Void.self)
+            database.registerAccount(userID: user.id, password: hash) { promise.completeWith($0) }
+            return promise.futureResult
+        }.whenComplete { [self] result in
+            defer { resume() }
+            guard case .active = phase else { return }
+            switch result {
+            case .success:
+                isAccount = true
+                server.registry.promoteToAccount(name: user.name, sessionID: id)
+                server.logger.info("registered \(user.name)")
+                output?.sendRegistered(re: re, name: user.name)
+            case .failure(StorageError.accountExists):
+                output?.sendError(ProtocolError(.badRequest, "\(user.name) is an account already", re: re))
+            case .failure(let error):
+                server.logger.error("registering \(user.name) failed: \(error)")
+                output?.sendError(ProtocolError(.internal, "the account could not be created", re: re))
+            }
+        }
+    }
+}

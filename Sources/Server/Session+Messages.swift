@@ -1,0 +1,103 @@
+import ChatProtocol
+import NIOCore
+import Storage
+
+/// Saying things: room messages and direct messages, stored before anyone sees them.
+extension Session {
+    func say(_ text: String, kind: MessageKind, in requestedRoom: String, user: UserRecord, re: RequestID?) {
+        guard let roomName = Names.canonicalRoom(requestedRoom) else {
+            output?.sendError(ProtocolError(.invalidRoom, "\"\(requestedRoom)\" is not a room name", re: re))
+            return
+        }
+        guard let subscription = subscriptions[roomName] else {
+            output?.sendError(ProtocolError(.notInRoom, "join #\(roomName) before speaking in it", re: re))
+            return
+        }
+        guard admitMessage(text, re: re) else { return }
+        let room = subscription.room
+        let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text)
+        let shardIndex = server.shardIndex(forRoom: roomName)
+        let sessionID = id
+        let server = self.server
+        let settle = trackPendingSay()
+        server.database.appendMessage(draft) { [weak self] result in
+            settle()
+            switch result {
+            case .success(let committed):
+                let message = ChatMessage(id: committed.id, timestamp: committed.timestamp, room: room.name,
+                                          from: user.name, kind: kind, text: text)
+                server.dispatcher.dispatch(CommittedDelivery(message: message, senderSessionID: sessionID, re: re), toShard: shardIndex)
+            case .failure(let error):
+                server.logger.error("storing a message of \(user.name) in #\(room.name) failed: \(error)")
+                self?.answerFromWriter(ProtocolError(.internal, "the message could not be stored", re: re))
+            }
+        }
+    }
+
+    /// A direct message: stored in the same id sequence, then written to every live session of
+    /// the sender (the acknowledging copy carries `re`) and of the recipient.
+    func sayDirect(_ text: String, kind: MessageKind, to recipient: String, user: UserRecord, re: RequestID?) {
+        guard Names.isValidUserName(recipient, maximumLength: max(server.configuration.limits.maxNameLength, 64)) else {
+            output?.sendError(ProtocolError(.noSuchUser, "there is no user \"\(recipient)\"", re: re))
+            return
+        }
+        guard admitMessage(text, re: re) else { return }
+        let sessionID = id
+        let server = self.server
+        let settle = trackPendingSay()
+        server.database.appendDirectMessage(from: user, to: recipient, kind: kind, text: text) { [weak self] result in
+            settle()
+            switch result {
+            case .success(let committed):
+                let message = ChatMessage(id: committed.message.id, timestamp: committed.message.timestamp, room: "",
+                                          from: user.name, to: committed.recipient.name, kind: kind, text: text)
+                server.deliverDirect(message, senderSessionID: sessionID, re: re)
+            case .failure(StorageError.noSuchUser):
+                self?.answerFromWriter(ProtocolError(.noSuchUser, "there is no user \(recipient): nobody has logged in with that name", re: re))
+            case .failure(let error):
+                server.logger.error("storing a direct message of \(user.name) to \(recipient) failed: \(error)")
+                self?.answerFromWriter(ProtocolError(.internal, "the message could not be stored", re: re))
+            }
+        }
+    }
+
+    /// The text rules and the rate limit, shared by every kind of message; answers the refusal.
+    private func admitMessage(_ text: String, re: RequestID?) -> Bool {
+        if let problem = Names.problem(withText: text, maximumBytes: server.configuration.limits.maxMessageBytes) {
+            output?.sendError(ProtocolError(problem.errorCode, problem.message, re: re))
+            return false
+        }
+        if var limiter = rateLimiter {
+            let allowed = limiter.take(now: .now())
+            rateLimiter = limiter
+            guard allowed else {
+                output?.sendError(ProtocolError(.rateLimited, "too many messages: slow down (the message was not stored)", re: re))
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Counts a message handed to the writer; reading pauses while too many are uncommitted.
+    /// Returns what the writer's completion calls once the message is settled.
+    private func trackPendingSay() -> @Sendable () -> Void {
+        let pendingSays = self.pendingSays
+        let eventLoop = self.eventLoop
+        if pendingSays.value.wrappingAdd(1, ordering: .relaxed).newValue >= Self.pendingSaysLimit {
+            pauseReading(.pendingSays)
+        }
+        return { [weak self] in
+            if pendingSays.value.wrappingSubtract(1, ordering: .relaxed).newValue == Self.pendingSaysLimit / 2 {
+                eventLoop.execute { [weak self] in self?.resumeReading(.pendingSays) }
+            }
+        }
+    }
+
+    /// An error for a request the writer refused, sent from the session's loop.
+    private func answerFromWriter(_ error: ProtocolError) {
+        eventLoop.execute { [weak self] in
+            self?.output?.sendError(error)
+            self?.output?.flush()
+        }
+    }
+}

@@ -40,6 +40,10 @@ public enum JSONValue: Sendable, Equatable {
         if case .object(let value) = self { value } else { nil }
     }
 
+    public var arrayValue: [JSONValue]? {
+        if case .array(let value) = self { value } else { nil }
+    }
+
     public subscript(key: String) -> JSONValue? {
         objectValue?[key]
     }

@@ -51,7 +51,7 @@ public struct PasswordHash: Sendable, Equatable {
         cost < Self.currentCost.cost || blockSize < Self.currentCost.blockSize || parallelism < Self.currentCost.parallelism
     }
 
-    private static func derive(password: String, salt: [UInt8], cost: Int, blockSize: Int, parallelism: Int) throws -> [UInt8] {
+    static func derive(password: String, salt: [UInt8], cost: Int, blockSize: Int, parallelism: Int) throws -> [UInt8] {
         let key = try KDF.Scrypt.deriveKey(from: Array(password.utf8), salt: salt, outputByteCount: hashBytes,
                                            rounds: cost, blockSize: blockSize, parallelism: parallelism)
         return key.withUnsafeBytes { Array($0) }

@@ -137,6 +137,36 @@ public final class LineClient: @unchecked Sendable {
         return answer
     }
 
+    /// Logs in with an account password and returns the answer (welcome or error), after
+    /// reading the greeting unless `afterGreeting`.
+    public func loginAnswer(_ name: String, accountPassword: String?, password: String? = nil, readGreeting: Bool = true) throws -> Frame {
+        if readGreeting { _ = try next("greeting") }
+        var fields: [String: Any] = ["type": "login", "name": name, "id": "login"]
+        if let accountPassword { fields["account_password"] = accountPassword }
+        if let password { fields["password"] = password }
+        send(fields)
+        return try answer(to: "login")
+    }
+
+    /// Sends `fields` with `id` and returns the frame that answers it (`re` == id).
+    public func request(_ fields: [String: Any], id: String = UUID().uuidString, timeout: Double = 30) throws -> Frame {
+        var fields = fields
+        fields["id"] = id
+        send(fields)
+        return try answer(to: id, timeout: timeout)
+    }
+
+    /// Skips frames until the one answering request `id`.
+    public func answer(to id: String, timeout: Double = 30) throws -> Frame {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let remaining = deadline.timeIntervalSinceNow
+            guard remaining > 0 else { throw Timeout(waitingFor: "the answer to \(id)") }
+            let frame = try next(timeout: remaining)
+            if frame.re == .string(id) { return frame }
+        }
+    }
+
     /// Joins and returns (joined, history).
     @discardableResult
     public func join(_ room: String, extra: [String: Any] = [:]) throws -> (joined: Frame, history: Frame) {
@@ -163,6 +193,7 @@ public final class LineClient: @unchecked Sendable {
 
     public struct Unexpected: Error, CustomStringConvertible {
         public let frame: Frame
+        public init(frame: Frame) { self.frame = frame }
         public var description: String { "unexpected frame \(frame.line)" }
     }
 
@@ -183,6 +214,8 @@ public struct Frame: CustomStringConvertible, Sendable {
     public var re: JSONValue? { value["re"] }
     public var room: String? { value["room"]?.stringValue }
     public var text: String? { value["text"]?.stringValue }
+    public var from: String? { value["from"]?.stringValue }
+    public var to: String? { value["to"]?.stringValue }
     public var id: Int64? { value["id"]?.integerValue }
     public var more: Bool? { if case .bool(let more)? = value["more"] { more } else { nil } }
     public var strings: (String) -> [String] {

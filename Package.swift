@@ -111,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "chat-admin",
             dependencies: [
-                "Storage", "ChatConfiguration", "ChatProtocol", "Transcripts",
+                "Storage", "ChatConfiguration", "ChatProtocol", "ChatTerminal", "Transcripts",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

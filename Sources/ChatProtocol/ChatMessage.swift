@@ -32,4 +32,15 @@ public struct ChatMessage: Sendable, Equatable {
 extension ChatMessage {
     /// A direct message (to a user) rather than one said in a room.
     public var isDirect: Bool { to != nil }
+
+    /// Where it was said, as transcripts show it: `#room`, or `@recipient` for a direct message.
+    public var place: String { to.map { "@" + $0 } ?? "#" + room }
+
+    /// What a grouped transcript heads it with: `#room`, or both people of a direct conversation
+    /// in name order (`alice ↔ bob`), so both directions share one heading.
+    public var conversation: String {
+        guard let to else { return "#" + room }
+        let pair = [from, to].sorted { $0.lowercased() < $1.lowercased() }
+        return "\(pair[0]) ↔ \(pair[1])"
+    }
 }

@@ -50,6 +50,13 @@ extension ChatDatabase {
         }
     }
 
+    /// The hidden room names of every conversation, oldest first (for grouped exports).
+    public func conversationRoomNames() throws -> [String] {
+        try reader.read { db in
+            try String.fetchAll(db, sql: "SELECT r.name FROM conversations c JOIN rooms r ON r.id = c.room_id ORDER BY c.room_id")
+        }
+    }
+
     /// The users `userID` has direct messages with, and the newest message id of each, newest first.
     public func conversations(of userID: Int64) throws -> [(with: String, lastID: Int64)] {
         try reader.read { db in

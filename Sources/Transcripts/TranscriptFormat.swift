@@ -4,13 +4,14 @@ import NIOCore
 
 /// The formats a transcript can be written in.
 public enum TranscriptFormat: String, CaseIterable, Sendable {
-    /// `[ts] #room <name> text`, one message a line (continuation lines indented by four spaces).
+    /// `[ts] #room <name> text`, one message a line (continuation lines indented by four spaces);
+    /// a direct message shows `@recipient` where a room message shows `#room`.
     case text
     /// One JSON array of message objects.
     case json
     /// One JSON message object a line.
     case ndjson
-    /// RFC 4180, header `id,ts,room,from,kind,text`.
+    /// RFC 4180, header `id,ts,room,from,kind,text`; a direct message's `room` is `@recipient`.
     case csv
     /// Grouped by room and day.
     case markdown
@@ -80,8 +81,8 @@ public final class TextWriter: TranscriptWriter {
     private func write(_ message: ChatMessage, text: String) throws {
         output.buffer.writeInteger(UInt8(ascii: "["))
         Timestamp.write(message.timestamp, into: &output.buffer)
-        output.buffer.writeStaticString("] #")
-        output.buffer.writeString(message.room)
+        output.buffer.writeStaticString("] ")
+        output.buffer.writeString(message.place)
         if message.kind == .action {
             output.buffer.writeStaticString(" * ")
             output.buffer.writeString(message.from)
@@ -156,7 +157,7 @@ public final class CSVWriter: TranscriptWriter {
         output.buffer.writeInteger(UInt8(ascii: ","))
         Timestamp.write(message.timestamp, into: &output.buffer)
         output.buffer.writeInteger(UInt8(ascii: ","))
-        writeField(message.room)
+        writeField(message.isDirect ? message.place : message.room)
         output.buffer.writeInteger(UInt8(ascii: ","))
         writeField(message.from)
         output.buffer.writeInteger(UInt8(ascii: ","))
@@ -188,9 +189,9 @@ struct Grouping {
     /// Which headings a message needs before it.
     mutating func headings(for message: ChatMessage) -> (room: Bool, day: Bool) {
         let day = message.timestamp >= 0 ? message.timestamp / 86_400_000 : (message.timestamp - 86_399_999) / 86_400_000
-        let newRoom = message.room != room
+        let newRoom = message.conversation != room
         let newDay = newRoom || day != self.day
-        room = message.room
+        room = message.conversation
         self.day = day
         return (newRoom, newDay)
     }
@@ -221,7 +222,7 @@ public final class MarkdownWriter: TranscriptWriter {
 
     public func write(_ message: ChatMessage) throws {
         let headings = grouping.headings(for: message)
-        if headings.room { try output.write("\n## #\(Self.escape(message.room))\n") }
+        if headings.room { try output.write("\n## \(message.isDirect ? Self.escape(message.conversation) : "#" + Self.escape(message.room))\n") }
         if headings.day { try output.write("\n### \(Timestamp.dayString(message.timestamp))\n\n") }
         let text = Self.escape(message.text).replacingOccurrences(of: "\n", with: "  \n  ")
         let time = Timestamp.timeString(message.timestamp)
@@ -292,7 +293,7 @@ public final class HTMLWriter: TranscriptWriter {
         if headings.day && isInList { try output.write("</ol>\n") }
         if headings.room {
             if isInRoom { try output.write("</section>\n") }
-            try output.write("<section>\n<h2>#\(Self.escape(message.room))</h2>\n")
+            try output.write("<section>\n<h2>\(message.isDirect ? Self.escape(message.conversation) : "#" + Self.escape(message.room))</h2>\n")
             isInRoom = true
         }
         if headings.day {

@@ -28,7 +28,9 @@ enum ChatAdminMain {
             }
         }
         guard !leading.isEmpty, index < arguments.count else { return arguments }
-        return [arguments[index]] + leading + arguments[(index + 1)...]
+        // `account` has subcommands of its own: the options go after `account add`.
+        let commandWords = arguments[index] == "account" && index + 1 < arguments.count ? 2 : 1
+        return Array(arguments[index..<(index + commandWords)]) + leading + arguments[(index + commandWords)...]
     }
 }
 
@@ -44,7 +46,7 @@ struct ChatAdmin: AsyncParsableCommand {
             """,
         subcommands: [
             Search.self, Export.self, Stats.self, Users.self, Rooms.self,
-            Backup.self, Prune.self, Delete.self, Forget.self, Check.self, Migrate.self,
+            Account.self, Backup.self, Prune.self, Delete.self, Forget.self, Check.self, Migrate.self,
         ]
     )
 }
@@ -106,8 +108,12 @@ struct FilterOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Before this time (exclusive).", valueName: "T"))
     var until: TimeArgument?
 
+    @Flag(help: "Leave direct messages out (they are included, marked @recipient, by default).")
+    var roomsOnly = false
+
     var filter: MessageFilter {
-        MessageFilter(room: room.map(canonicalRoomName), user: user, since: since?.milliseconds, until: until?.milliseconds)
+        MessageFilter(room: room.map(canonicalRoomName), user: user, since: since?.milliseconds, until: until?.milliseconds,
+                      directMessages: roomsOnly ? .none : .all)
     }
 }
 

@@ -74,7 +74,8 @@ struct Delete: AsyncParsableCommand {
 }
 
 struct Forget: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Erase a user: every message, read marker and the user record.")
+    static let configuration = CommandConfiguration(
+        abstract: "Erase a user: every message, direct conversations (both sides), read markers, account and the user record.")
 
     @OptionGroup var database: DatabaseOptions
     @Argument(help: "The user name (any case).")
@@ -87,7 +88,7 @@ struct Forget: AsyncParsableCommand {
             let store = dryRun ? try database.openReadOnly() : try database.openForWriting()
             let result = try store.forgetUser(named: user, dryRun: dryRun)
             guard let name = result.user else { throw Failure("no user named \(user)") }
-            print("\(dryRun ? "would forget" : "forgot") \(name): \(grouped(result.messages)) messages, \(result.readMarkers) read markers")
+            print("\(dryRun ? "would forget" : "forgot") \(name): \(grouped(result.messages)) messages, \(grouped(result.receivedDirectMessages)) direct messages received, \(result.readMarkers) read markers")
         }
     }
 }

@@ -86,9 +86,10 @@ struct Export: AsyncParsableCommand {
                 progress?.update(count)
             }
             if format.groupsByRoom, filter.room == nil {
-                for (room, _) in try store.roomsWithMessageCounts() {
+                // Each room, then each direct conversation, under a heading of its own.
+                for room in try store.roomsWithMessageCounts().map(\.room.name) + store.conversationRoomNames() {
                     var roomFilter = filter
-                    roomFilter.room = room.name
+                    roomFilter.room = room
                     try store.forEachMessage(matching: roomFilter, body)
                 }
             } else {

@@ -80,13 +80,23 @@ public final class ChatConnection: Sendable {
         return text
     }
 
-    /// Logs in; returns the name as the server keeps it, the default room and the MOTD.
-    public func login(name: String, password: String?) async throws -> (name: String, defaultRoom: String, motd: String?) {
+    /// Logs in (to an account with `accountPassword`); returns the name as the server keeps it,
+    /// the default room, the MOTD and whether the name is an account.
+    public func login(name: String, password: String?, accountPassword: String? = nil) async throws
+        -> (name: String, defaultRoom: String, motd: String?, isAccount: Bool) {
         var fields: [String: JSONValue] = ["type": .string("login"), "name": .string(name)]
         if let password { fields["password"] = .string(password) }
+        if let accountPassword { fields["account_password"] = .string(accountPassword) }
         let answer = try await core.request(fields)
-        guard case .welcome(_, let name, let defaultRoom, let motd) = answer.last else { throw ChatClientError.connectionClosed }
-        return (name, defaultRoom, motd)
+        guard case .welcome(_, let name, let defaultRoom, let motd, let isAccount) = answer.last else { throw ChatClientError.connectionClosed }
+        return (name, defaultRoom, motd, isAccount)
+    }
+
+    /// Makes the logged-in guest name an account with this password.
+    public func register(password: String) async throws {
+        guard case .registered = try await core.request(["type": .string("register"), "password": .string(password)]).last else {
+            throw ChatClientError.connectionClosed
+        }
     }
 
     /// Joins a room; returns its members and the replayed history (oldest first).
@@ -126,6 +136,59 @@ public final class ChatConnection: Sendable {
                 return .failure(.connectionClosed)
             })
         }
+    }
+
+    /// Sends a direct message without waiting; `acknowledged` runs with the stored message or the error.
+    public func send(to user: String, text: String, kind: MessageKind = .text, acknowledged: @escaping @Sendable (Result<ChatMessage, ChatClientError>) -> Void) {
+        var fields: [String: JSONValue] = ["type": .string("say"), "to": .string(user), "text": .string(text)]
+        if kind == .action { fields["kind"] = .string("action") }
+        core.send(fields) { result in
+            acknowledged(result.flatMap { frames in
+                if case .message(let message, _)? = frames.last { return .success(message) }
+                return .failure(.connectionClosed)
+            })
+        }
+    }
+
+    /// Says something to one user; returns once the server acknowledged it (it is then stored).
+    @discardableResult
+    public func say(to user: String, text: String, kind: MessageKind = .text) async throws -> ChatMessage {
+        var fields: [String: JSONValue] = ["type": .string("say"), "to": .string(user), "text": .string(text)]
+        if kind == .action { fields["kind"] = .string("action") }
+        guard case .message(let message, _) = try await core.request(fields).last else { throw ChatClientError.connectionClosed }
+        return message
+    }
+
+    /// A page of the direct messages with `user` (accounts only).
+    public func history(with user: String, before: Int64? = nil, after: Int64? = nil, limit: Int? = nil) async throws -> (messages: [ChatMessage], more: Bool) {
+        var fields: [String: JSONValue] = ["type": .string("history"), "with": .string(user)]
+        if let before { fields["before"] = .integer(before) }
+        if let after { fields["after"] = .integer(after) }
+        if let limit { fields["limit"] = .integer(Int64(limit)) }
+        guard case .conversationHistory(_, _, let messages, let more) = try await core.request(fields).last else {
+            throw ChatClientError.connectionClosed
+        }
+        return (messages, more)
+    }
+
+    /// The people this account has direct messages with, newest first.
+    public func conversations() async throws -> [ServerFrame.ConversationSummary] {
+        guard case .conversations(_, let list) = try await core.request(["type": .string("conversations")]).last else {
+            throw ChatClientError.connectionClosed
+        }
+        return list
+    }
+
+    /// Full-text search (FTS5 syntax), newest first.
+    public func search(_ query: String, room: String? = nil, from: String? = nil, with: String? = nil, limit: Int? = nil) async throws
+        -> (messages: [ChatMessage], more: Bool) {
+        var fields: [String: JSONValue] = ["type": .string("search"), "query": .string(query)]
+        if let room { fields["room"] = .string(room) }
+        if let from { fields["from"] = .string(from) }
+        if let with { fields["with"] = .string(with) }
+        if let limit { fields["limit"] = .integer(Int64(limit)) }
+        guard case .search(_, let messages, let more) = try await core.request(fields).last else { throw ChatClientError.connectionClosed }
+        return (messages, more)
     }
 
     /// A page of history: the newest `limit` before an id, or the oldest after one.

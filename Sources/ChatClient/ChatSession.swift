@@ -29,16 +29,19 @@ public final class ChatSession: Sendable {
         public var port: Int
         public var name: String
         public var password: String?
+        /// The account password, for a name that is a registered account.
+        public var accountPassword: String?
         /// Reconnect when the connection drops (not after quit or a server shutdown).
         public var reconnects = true
         public var initialBackoff = 0.25
         public var maximumBackoff = 8.0
 
-        public init(host: String, port: Int, name: String, password: String? = nil) {
+        public init(host: String, port: Int, name: String, password: String? = nil, accountPassword: String? = nil) {
             self.host = host
             self.port = port
             self.name = name
             self.password = password
+            self.accountPassword = accountPassword
         }
     }
 
@@ -49,6 +52,9 @@ public final class ChatSession: Sendable {
         var isEnded = false
         var name: String
         var defaultRoom = "lobby"
+        var isAccount = false
+        /// Set by `register`: later logins (reconnects) use it.
+        var accountPassword: String?
     }
 
     public let options: Options
@@ -66,6 +72,9 @@ public final class ChatSession: Sendable {
 
     /// The name as the server keeps it.
     public var name: String { state.withLock { $0.name } }
+
+    /// Whether the session is logged in to an account (or registered its name).
+    public var isAccount: Bool { state.withLock { $0.isAccount } }
 
     /// The room the server suggests joining first (from its welcome).
     public var defaultRoom: String { state.withLock { $0.defaultRoom } }
@@ -98,11 +107,13 @@ public final class ChatSession: Sendable {
     }
 
     private func begin(on connection: ChatConnection, isReconnect: Bool) async throws {
-        let welcome = try await connection.login(name: options.name, password: options.password)
+        let accountPassword = state.withLock { $0.accountPassword } ?? options.accountPassword
+        let welcome = try await connection.login(name: options.name, password: options.password, accountPassword: accountPassword)
         let rooms = state.withLock { state in
             state.connection = connection
             state.name = welcome.name
             state.defaultRoom = welcome.defaultRoom
+            state.isAccount = welcome.isAccount
             return state.rooms
         }
         continuation.yield(.connected(name: welcome.name, motd: welcome.motd, isReconnect: isReconnect))
@@ -159,7 +170,8 @@ public final class ChatSession: Sendable {
                 do {
                     try await begin(on: connection, isReconnect: true)
                     return
-                } catch let error as ChatClientError where error.code == .badPassword || error.code == .invalidName {
+                } catch let error as ChatClientError
+                    where [.badPassword, .invalidName, .authFailed, .accountRequired].contains(error.code) {
                     connection.close()
                     end()
                     continuation.yield(.error(ProtocolError(error.code ?? .internal, error.description)))
@@ -228,6 +240,43 @@ public final class ChatSession: Sendable {
             return
         }
         connection.send(room: room, text: text, kind: kind, acknowledged: acknowledged)
+    }
+
+    /// Makes this guest name an account; reconnects log in with the password from then on.
+    public func register(password: String) async throws {
+        try await connection.register(password: password)
+        state.withLock { state in
+            state.isAccount = true
+            state.accountPassword = password
+        }
+    }
+
+    /// Says something to one user and waits for the acknowledgement.
+    @discardableResult
+    public func say(to user: String, text: String, kind: MessageKind = .text) async throws -> ChatMessage {
+        try await connection.say(to: user, text: text, kind: kind)
+    }
+
+    /// A direct message without waiting; `acknowledged` tells how it went.
+    public func send(to user: String, text: String, kind: MessageKind = .text, acknowledged: @escaping @Sendable (Result<ChatMessage, ChatClientError>) -> Void) {
+        guard let connection = state.withLock({ $0.connection }) else {
+            acknowledged(.failure(.connectionClosed))
+            return
+        }
+        connection.send(to: user, text: text, kind: kind, acknowledged: acknowledged)
+    }
+
+    public func history(with user: String, before: Int64?, limit: Int) async throws -> (messages: [ChatMessage], more: Bool) {
+        try await connection.history(with: user, before: before, limit: limit)
+    }
+
+    public func conversations() async throws -> [ServerFrame.ConversationSummary] {
+        try await connection.conversations()
+    }
+
+    public func search(_ query: String, room: String? = nil, from: String? = nil, with: String? = nil, limit: Int? = nil) async throws
+        -> (messages: [ChatMessage], more: Bool) {
+        try await connection.search(query, room: room, from: from, with: with, limit: limit)
     }
 
     public func history(room: String, before: Int64?, limit: Int) async throws -> (messages: [ChatMessage], more: Bool) {

@@ -3,9 +3,14 @@ import ChatProtocol
 /// A frame from the server, decoded.
 public enum ServerEvent: Sendable, Equatable {
     case greeting(server: String, passwordRequired: Bool)
-    case welcome(re: RequestID?, name: String, defaultRoom: String, motd: String?)
+    case welcome(re: RequestID?, name: String, defaultRoom: String, motd: String?, isAccount: Bool)
+    case registered(re: RequestID?, name: String)
     case joined(re: RequestID?, room: String, members: [String])
     case history(re: RequestID?, room: String, messages: [ChatMessage], more: Bool)
+    /// A page of the direct messages with a user.
+    case conversationHistory(re: RequestID?, with: String, messages: [ChatMessage], more: Bool)
+    case conversations(re: RequestID?, [ServerFrame.ConversationSummary])
+    case search(re: RequestID?, messages: [ChatMessage], more: Bool)
     case message(ChatMessage, re: RequestID?)
     case presence(Presence)
     case left(re: RequestID?, room: String)
@@ -31,7 +36,8 @@ public enum ServerEvent: Sendable, Equatable {
     /// The request this frame answers, if any.
     public var re: RequestID? {
         switch self {
-        case .welcome(let re, _, _, _), .joined(let re, _, _), .history(let re, _, _, _), .message(_, let re),
+        case .welcome(let re, _, _, _, _), .registered(let re, _), .joined(let re, _, _), .history(let re, _, _, _),
+             .conversationHistory(let re, _, _, _), .conversations(let re, _), .search(let re, _, _), .message(_, let re),
              .left(let re, _), .rooms(let re, _), .who(let re, _, _), .pong(let re):
             re
         case .error(let error):
@@ -55,12 +61,24 @@ public enum ServerEvent: Sendable, Equatable {
         case "greeting":
             return .greeting(server: string("server"), passwordRequired: object["password_required"] == .bool(true))
         case "welcome":
-            return .welcome(re: re, name: string("name"), defaultRoom: string("default_room"), motd: object["motd"]?.stringValue)
+            return .welcome(re: re, name: string("name"), defaultRoom: string("default_room"), motd: object["motd"]?.stringValue,
+                            isAccount: object["account"] == .bool(true))
+        case "registered":
+            return .registered(re: re, name: string("name"))
         case "joined":
             return .joined(re: re, room: string("room"), members: strings("members"))
         case "history":
-            guard case .array(let items)? = object["messages"] else { return .history(re: re, room: string("room"), messages: [], more: false) }
-            return .history(re: re, room: string("room"), messages: items.compactMap(message), more: object["more"] == .bool(true))
+            let messages = (object["messages"]?.arrayValue ?? []).compactMap(message)
+            if let with = object["with"]?.stringValue {
+                return .conversationHistory(re: re, with: with, messages: messages, more: object["more"] == .bool(true))
+            }
+            return .history(re: re, room: string("room"), messages: messages, more: object["more"] == .bool(true))
+        case "search":
+            return .search(re: re, messages: (object["messages"]?.arrayValue ?? []).compactMap(message), more: object["more"] == .bool(true))
+        case "conversations":
+            return .conversations(re: re, (object["conversations"]?.arrayValue ?? []).map {
+                ServerFrame.ConversationSummary(with: $0["with"]?.stringValue ?? "", lastID: $0["last_id"]?.integerValue ?? 0)
+            })
         case "message":
             guard let message = message(value) else { return nil }
             return .message(message, re: re)
@@ -102,9 +120,10 @@ public enum ServerEvent: Sendable, Equatable {
     }
 
     private static func message(_ value: JSONValue) -> ChatMessage? {
-        guard let id = value["id"]?.integerValue, let room = value["room"]?.stringValue,
+        let to = value["to"]?.stringValue
+        guard let id = value["id"]?.integerValue, let room = value["room"]?.stringValue ?? (to == nil ? nil : ""),
               let from = value["from"]?.stringValue, let text = value["text"]?.stringValue else { return nil }
-        return ChatMessage(id: id, timestamp: value["ts"]?.stringValue.flatMap(Timestamp.parse) ?? 0, room: room, from: from,
+        return ChatMessage(id: id, timestamp: value["ts"]?.stringValue.flatMap(Timestamp.parse) ?? 0, room: room, from: from, to: to,
                            kind: value["kind"]?.stringValue == "action" ? .action : .text, text: text)
     }
 }

@@ -16,6 +16,9 @@ public struct LineEditor: Sendable {
 
     public var line: String { String(text) }
 
+    /// Entering a secret (a password): shown as dots and kept out of the history.
+    public var isSecret = false
+
     /// What a key did.
     public enum Outcome: Equatable, Sendable {
         /// The line changed (or the cursor moved): redraw it.
@@ -37,7 +40,7 @@ public struct LineEditor: Sendable {
             cursor += 1
         case .enter:
             let submitted = String(text)
-            if !submitted.trimmingWhitespace.isEmpty && history.last != submitted {
+            if !isSecret && !submitted.trimmingWhitespace.isEmpty && history.last != submitted {
                 history.append(submitted)
                 if history.count > historyLimit { history.removeFirst() }
             }
@@ -108,6 +111,7 @@ public struct LineEditor: Sendable {
     /// to keep the cursor visible when it is wider than the terminal.
     public func visible(width: Int) -> (text: String, cursorColumn: Int) {
         let width = max(1, width)
+        let text = isSecret ? Array(repeating: Character("•"), count: self.text.count) : self.text
         let widths = text.map(displayWidth)
         let cursorOffset = widths[0..<cursor].reduce(0, +)
         let total = widths.reduce(0, +)

@@ -43,10 +43,16 @@ public struct Style: Sendable {
 
     /// One message as a line: `09:30 <alice> hello`, or `09:30 * alice waves` for an action;
     /// `#room` is shown when it is not the current room.
-    public func message(_ message: ChatMessage, showRoom: Bool, isHistory: Bool) -> String {
+    /// A direct message stands apart from room traffic: a magenta `[DM alice → bob]` tag.
+    public func message(_ message: ChatMessage, showRoom: Bool, isHistory: Bool, highlighting terms: [String] = []) -> String {
         let time = dim(Self.localTime(message.timestamp))
-        let room = showRoom ? dim("#\(message.room) ") : ""
-        let text = message.text.replacingNewlines
+        let room: String
+        if let to = message.to {
+            room = wrap("1;35", "[DM \(message.from) → \(to)]") + " "
+        } else {
+            room = showRoom ? dim("#\(message.room) ") : ""
+        }
+        let text = highlight(terms, in: message.text).replacingNewlines
         let line: String
         if message.kind == .action {
             line = "\(time) \(room)\(italic("* \(name(message.from)) \(text)"))"
@@ -54,6 +60,49 @@ public struct Style: Sendable {
             line = "\(time) \(room)<\(name(message.from))> \(text)"
         }
         return isHistory ? dim(colors ? line.replacingOccurrences(of: "\u{1B}[0m", with: "\u{1B}[0m\u{1B}[2m") : line) : line
+    }
+}
+
+extension Style {
+    /// `text` with every case-insensitive occurrence of `terms` in reverse video (or between
+    /// `*` marks without colours).
+    public func highlight(_ terms: [String], in text: String) -> String {
+        let terms = terms.filter { !$0.isEmpty }
+        guard !terms.isEmpty else { return text }
+        let lower = text.lowercased()
+        // Case folding can change lengths (ß, İ): then highlight nothing rather than misplace marks.
+        guard lower.count == text.count else { return text }
+        let characters = Array(text)
+        let lowered = Array(lower)
+        var marked = [Bool](repeating: false, count: characters.count)
+        for term in terms.map({ Array($0.lowercased()) }) where term.count <= lowered.count {
+            for start in 0...(lowered.count - term.count) where Array(lowered[start..<(start + term.count)]) == term {
+                for index in start..<(start + term.count) { marked[index] = true }
+            }
+        }
+        var result = ""
+        var index = 0
+        while index < characters.count {
+            guard marked[index] else {
+                result.append(characters[index])
+                index += 1
+                continue
+            }
+            var end = index
+            while end < characters.count, marked[end] { end += 1 }
+            let run = String(characters[index..<end])
+            result += colors ? "\u{1B}[7m\(run)\u{1B}[27m" : "*\(run)*"
+            index = end
+        }
+        return result
+    }
+
+    /// The words of an FTS5 query worth highlighting: operators, quotes, prefixes' `*` and
+    /// column filters dropped.
+    public static func searchTerms(_ query: String) -> [String] {
+        let separators = CharacterSet.alphanumerics.inverted
+        return query.components(separatedBy: separators)
+            .filter { !$0.isEmpty && !["AND", "OR", "NOT", "NEAR"].contains($0) }
     }
 }
 

@@ -10,11 +10,14 @@ struct PipeMode {
     let port: Int
     let name: String
     let room: String?
+    /// Each line goes to this user as a direct message (no room is joined).
+    let to: String?
     let password: String?
+    let accountPassword: String?
     let json: Bool
 
     func run() async -> Int32 {
-        let session = ChatSession(options: .init(host: host, port: port, name: name, password: password))
+        let session = ChatSession(options: .init(host: host, port: port, name: name, password: password, accountPassword: accountPassword))
         do {
             try await session.start()
         } catch {
@@ -26,13 +29,17 @@ struct PipeMode {
             let output = OutputLines(json: json)
             for await event in session.events { output.print(event) }
         }
-        let roomName: String
-        do {
-            roomName = try await joinRoom(session)
-        } catch {
-            complain("cannot join: \(error)")
-            await session.quit()
-            return 1
+        let target: MessageTarget
+        if let to {
+            target = .user(to)
+        } else {
+            do {
+                target = .room(try await joinRoom(session))
+            } catch {
+                complain("cannot join: \(error)")
+                await session.quit()
+                return 1
+            }
         }
 
         var failures: [String] = []
@@ -46,7 +53,7 @@ struct PipeMode {
         for await line in lines {
             number += 1
             guard !line.allSatisfy(\.isWhitespace) else { continue }
-            if let failure = await send(line, to: roomName, session: session) {
+            if let failure = await send(line, to: target, session: session) {
                 failures.append("line \(number): \(failure)")
             }
         }
@@ -67,11 +74,14 @@ struct PipeMode {
 
     /// Sends one line and waits for its acknowledgement; a rate limit is waited out (the
     /// message was not stored, so sending it again is safe). Returns why it failed, if it did.
-    private func send(_ line: String, to room: String, session: ChatSession) async -> String? {
+    private func send(_ line: String, to target: MessageTarget, session: ChatSession) async -> String? {
         var delay = 0.1
         while true {
             do {
-                try await session.say(room: room, text: line)
+                switch target {
+                case .room(let room): try await session.say(room: room, text: line)
+                case .user(let user): try await session.say(to: user, text: line)
+                }
                 return nil
             } catch let error as ChatClientError where error.code == .rateLimited {
                 try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))

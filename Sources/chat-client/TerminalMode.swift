@@ -11,6 +11,8 @@ struct TerminalMode {
     let name: String?
     let room: String?
     let password: String?
+    /// The account password (CHAT_ACCOUNT_PASSWORD); asked for when the name needs one.
+    let accountPassword: String?
     let style: Style
 
     func run() async -> Int32 {
@@ -58,10 +60,12 @@ struct TerminalMode {
             say(style.error("chat-client: \(error)"))
             return nil
         }
+        var accountPassword = self.accountPassword
+        var failedPasswords = 0
         while true {
             if name == nil { name = askName() }
             guard let chosen = name else { return nil }
-            let session = ChatSession(options: .init(host: host, port: port, name: chosen, password: password))
+            let session = ChatSession(options: .init(host: host, port: port, name: chosen, password: password, accountPassword: accountPassword))
             do {
                 try await session.start()
                 return session
@@ -73,6 +77,20 @@ struct TerminalMode {
                 case .badPassword?:
                     say(style.error("chat-client: wrong password"))
                     return nil
+                case .accountRequired? where accountPassword == nil:
+                    // The name is a registered account: its password opens it.
+                    accountPassword = Terminal.readSecret(prompt: "account password for \(chosen): ")
+                    if accountPassword == nil { return nil }
+                case .accountRequired?:
+                    // A password was given and still refused: guests are off and the name is no account.
+                    say(style.notice(error.description))
+                    (name, accountPassword) = (nil, nil)
+                case .authFailed?:
+                    failedPasswords += 1
+                    say(style.error("wrong account password for \(chosen)"))
+                    guard failedPasswords < 3 else { return nil }
+                    accountPassword = Terminal.readSecret(prompt: "account password for \(chosen): ")
+                    if accountPassword == nil { return nil }
                 default:
                     say(style.error("chat-client: \(error)"))
                     return nil
@@ -123,6 +141,10 @@ actor Screen {
     private let style: Style
     private var editor = LineEditor()
     private var currentRoom: String?
+    /// With /query, typed lines go to this user as direct messages instead of to the room.
+    private var currentQuery: String?
+    /// What a secret typed in the input line (dots, no history) is for, e.g. /register.
+    private var secretHandler: (@Sendable (String) async -> Void)?
     /// The oldest message id shown per room, for /history.
     private var oldestShown: [String: Int64] = [:]
     private(set) var isFinished = false
@@ -140,7 +162,9 @@ actor Screen {
     // MARK: Output
 
     private var prompt: String {
-        currentRoom.map { "[#\($0)] " } ?? "> "
+        if editor.isSecret { return "password: " }
+        if let currentQuery { return "[@\(currentQuery)] " }
+        return currentRoom.map { "[#\($0)] " } ?? "> "
     }
 
     /// Prints a line above the input line, then redraws the input line.
@@ -168,6 +192,8 @@ actor Screen {
             for message in messages { print(style.message(message, showRoom: room != currentRoom, isHistory: true)) }
             if let first = messages.first { oldestShown[room] = min(oldestShown[room] ?? .max, first.id) }
             print(style.dim("──── #\(room): live ────"))
+        case .message(let message) where message.isDirect:
+            print(style.message(message, showRoom: true, isHistory: false))
         case .message(let message):
             if oldestShown[message.room] == nil { oldestShown[message.room] = message.id }
             print(style.message(message, showRoom: message.room != currentRoom, isHistory: false))
@@ -199,6 +225,12 @@ actor Screen {
         switch editor.handle(key) {
         case .edited:
             redraw()
+        case .submitted(let line) where editor.isSecret:
+            editor.isSecret = false
+            let handler = secretHandler
+            secretHandler = nil
+            redraw()
+            await handler?(line)
         case .submitted(let line):
             redraw()
             await submit(line)
@@ -229,6 +261,10 @@ actor Screen {
     }
 
     private func send(_ text: String, kind: MessageKind) {
+        if let currentQuery {
+            sendDirect(text, to: currentQuery, kind: kind)
+            return
+        }
         guard let room = currentRoom else {
             print(style.notice("join a room first: /join ROOM"))
             return
@@ -236,6 +272,13 @@ actor Screen {
         session.send(room: room, text: text, kind: kind) { [weak self] result in
             guard case .failure(let error) = result, let self else { return }
             Task { await self.print(self.style.error("not sent: \(error)")) }
+        }
+    }
+
+    private func sendDirect(_ text: String, to user: String, kind: MessageKind) {
+        session.send(to: user, text: text, kind: kind) { [weak self] result in
+            guard case .failure(let error) = result, let self else { return }
+            Task { await self.print(self.style.error("not sent to \(user): \(error)")) }
         }
     }
 
@@ -283,11 +326,48 @@ actor Screen {
             case "/me":
                 guard !argument.isEmpty else { return print(style.notice("usage: /me TEXT")) }
                 send(argument, kind: .action)
+            case "/msg", "/m":
+                let words = argument.split(separator: " ", maxSplits: 1).map(String.init)
+                guard words.count == 2, !words[1].trimmingCharacters(in: .whitespaces).isEmpty else {
+                    return print(style.notice("usage: /msg NAME TEXT"))
+                }
+                sendDirect(words[1], to: words[0], kind: .text)
+            case "/query", "/q":
+                guard !argument.isEmpty else {
+                    currentQuery = nil
+                    print(style.dim(currentRoom.map { "back to #\($0)" } ?? "no conversation open"))
+                    return redraw()
+                }
+                guard Names.isValidUserName(argument, maximumLength: 1024) else { return print(style.notice("usage: /query NAME")) }
+                currentQuery = argument
+                print(style.dim("talking to \(argument) directly; /query alone goes back to the room"))
+                if session.isAccount {
+                    let page = try await session.history(with: argument, before: nil, limit: 10)
+                    for message in page.messages { print(style.message(message, showRoom: true, isHistory: true)) }
+                }
+                redraw()
+            case "/register":
+                guard !session.isAccount else { return print(style.notice("\(session.name) is an account already")) }
+                print(style.dim("type the password for \(session.name) (not shown, not kept in the history)"))
+                editor.isSecret = true
+                secretHandler = { [weak self] password in await self?.register(password: password) }
+                redraw()
+            case "/search", "/s":
+                guard !argument.isEmpty else { return print(style.notice("usage: /search QUERY (words, \"phrases\", AND, OR, NOT, prefix*)")) }
+                let found = try await session.search(argument)
+                let terms = Style.searchTerms(argument)
+                print(style.dim("──── \(found.messages.count)\(found.more ? "+" : "") matches for \(argument) ────"))
+                for message in found.messages.reversed() {
+                    print(style.message(message, showRoom: true, isHistory: false, highlighting: terms))
+                }
+                print(style.dim("──── end of matches ────"))
             case "/help", "/?":
                 for help in [
                     "/join ROOM     join a room (or switch to it)", "/leave [ROOM]  leave the current room (or ROOM)",
                     "/rooms         list the rooms", "/who [ROOM]    who is in the room",
                     "/history [N]   show N older messages", "/me TEXT       an action (* you TEXT)",
+                    "/msg NAME TEXT a direct message", "/query NAME    talk to NAME directly (/query alone: back)",
+                    "/search QUERY  search rooms and your direct messages", "/register      make your name an account",
                     "/quit          leave (also exit, \\quit, Ctrl+C, Ctrl+D)",
                     "keys: ←/→ Home/End Ctrl+A/E move, Ctrl+U/K/W delete, ↑/↓ earlier lines, Ctrl+L clear",
                     "a line starting with // is sent with one slash",
@@ -300,10 +380,20 @@ actor Screen {
         }
     }
 
+    private func register(password: String) async {
+        do {
+            try await session.register(password: password)
+            print(style.notice("\(session.name) is now an account: log in with its password from now on"))
+        } catch {
+            print(style.error("not registered: \(error)"))
+        }
+    }
+
     private func join(_ requested: String) async {
         guard let room = Names.canonicalRoom(requested) else {
             return print(style.notice("a room name is 1 to 32 of a-z, 0-9, '_' or '-'"))
         }
+        currentQuery = nil
         if session.joinedRooms.contains(room) {
             currentRoom = room
             print(style.dim("now talking in #\(room)"))

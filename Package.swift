@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "BenchKit",
             dependencies: [
-                "ChatProtocol", "Storage",
+                "ChatProtocol", "Storage", "ChatClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

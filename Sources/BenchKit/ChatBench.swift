@@ -26,6 +26,7 @@ public struct ChatBench: AsyncParsableCommand {
             Every run is bounded in count and time and talks only to 127.0.0.1.
             Each prints a human summary on stderr and one JSON line on stdout.
             """,
-        subcommands: [FanoutBenchmark.self, IdleBenchmark.self, JoinBenchmark.self, StorageBenchmark.self]
+        subcommands: [FanoutBenchmark.self, IdleBenchmark.self, JoinBenchmark.self, StorageBenchmark.self,
+                      AccountLoginBenchmark.self, DirectMessageBenchmark.self, SearchBenchmark.self]
     )
 }

@@ -35,6 +35,9 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     let statistics: LoopStatistics
     /// A stalled client stops reading once joined (it plays the slow consumer).
     let isStalled: Bool
+    /// Whether copies of this client's own messages count as deliveries (direct-message runs
+    /// measure the recipients only).
+    var countsOwnMessages = true
     private(set) var phase = Phase.connecting
     private var pending = ByteBuffer()
     private var lastID: Int64 = 0
@@ -92,6 +95,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         let bytes = line.readableBytesView
         if bytes.starts(with: #"{"type":"message""#.utf8) {
             guard case .joined = phase else { return }
+            if !countsOwnMessages, isOwn(line) { return }
             statistics.deliveries += 1
             received += 1
             statistics.lastDelivery = now
@@ -104,6 +108,12 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             phase = .loggingIn
             send(#"{"type":"login","name":"\#(name)"}"#)
         } else if bytes.starts(with: #"{"type":"welcome""#.utf8) {
+            guard !room.isEmpty else {
+                // No room to join (direct messages only): ready once logged in.
+                phase = .joined
+                joinedPromise.succeed()
+                return
+            }
             phase = .joining
             joinSentAt = monotonicNanoseconds()
             send(#"{"type":"join","room":"\#(room)","history":\#(history)}"#)
@@ -159,6 +169,18 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// Whether the message line is from this client (`"from":"<name>"`).
+    private func isOwn(_ line: ByteBuffer) -> Bool {
+        let needle = Array(#""from":"\#(name)""#.utf8)
+        return line.withUnsafeReadableBytes { bytes in
+            guard bytes.count >= needle.count else { return false }
+            for start in 0...(bytes.count - needle.count) where bytes[start] == needle[0] {
+                if (0..<needle.count).allSatisfy({ bytes[start + $0] == needle[$0] }) { return true }
+            }
+            return false
+        }
+    }
+
     /// The text starts `"<send nanoseconds> ...`.
     private func sendTime(in line: ByteBuffer) -> UInt64? {
         integer(after: #""text":""#, in: line).map { UInt64($0) }
@@ -189,7 +211,8 @@ struct LoadError: Error, CustomStringConvertible {
 /// has joined `room`. Returns the handlers and their channels.
 func connectClients(
     group: MultiThreadedEventLoopGroup, host: String, port: Int, count: Int, namePrefix: String, room: String,
-    history: Int = 0, stalled: Int = 0, concurrency: Int = 64, statistics: [ObjectIdentifier: LoopStatistics]
+    history: Int = 0, stalled: Int = 0, concurrency: Int = 64, countsOwnMessages: Bool = true,
+    statistics: [ObjectIdentifier: LoopStatistics]
 ) async throws -> [(client: LoadClient, channel: any Channel)] {
     var clients: [(LoadClient, any Channel)] = []
     var index = 0
@@ -205,6 +228,7 @@ func connectClients(
                             let stats = statistics[ObjectIdentifier(channel.eventLoop)]!
                             let client = LoadClient(name: "\(namePrefix)\(number)", room: room, history: history, statistics: stats,
                                                     isStalled: number < stalled, promise: channel.eventLoop.makePromise())
+                            client.countsOwnMessages = countsOwnMessages
                             return channel.pipeline.addHandler(client)
                         }
                         .connect(host: host, port: port).get()

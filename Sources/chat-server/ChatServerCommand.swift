@@ -78,6 +78,10 @@ struct ChatServerCommand: AsyncParsableCommand {
         if settings.irc.enabled {
             logger.warning("irc.enabled is set, but this build has no IRC listener yet: only the native protocol is served")
         }
+        for (key, isSet) in [("web.enabled", settings.web.enabled), ("metrics.enabled", settings.metrics.enabled),
+                             ("server.tls", settings.server.tls), ("database.postgres", settings.database.postgres != nil)] where isSet {
+            logger.warning("\(key) is set, but this build does not serve it yet: it is ignored")
+        }
         FileHandle.standardOutput.write(Data("listening on \(server.host):\(server.port)\n".utf8))
 
         let group = ServiceGroup(

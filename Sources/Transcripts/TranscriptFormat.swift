@@ -11,7 +11,8 @@ public enum TranscriptFormat: String, CaseIterable, Sendable {
     case json
     /// One JSON message object a line.
     case ndjson
-    /// RFC 4180, header `id,ts,room,from,kind,text`; a direct message's `room` is `@recipient`.
+    /// RFC 4180, header `id,ts,room,from,kind,text`; a direct message's `room` is `dm:recipient`
+    /// (not `@recipient`: a spreadsheet reads a leading `@` as a formula).
     case csv
     /// Grouped by room and day.
     case markdown
@@ -157,7 +158,7 @@ public final class CSVWriter: TranscriptWriter {
         output.buffer.writeInteger(UInt8(ascii: ","))
         Timestamp.write(message.timestamp, into: &output.buffer)
         output.buffer.writeInteger(UInt8(ascii: ","))
-        writeField(message.isDirect ? message.place : message.room)
+        writeField(message.to.map { "dm:" + $0 } ?? message.room)
         output.buffer.writeInteger(UInt8(ascii: ","))
         writeField(message.from)
         output.buffer.writeInteger(UInt8(ascii: ","))
@@ -168,8 +169,17 @@ public final class CSVWriter: TranscriptWriter {
         try output.flushIfFull()
     }
 
-    /// RFC 4180: a field with a comma, quote, CR or LF is quoted, its quotes doubled.
+    /// RFC 4180: a field with a comma, quote, CR or LF is quoted, its quotes doubled. A field a
+    /// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a CR) gets a
+    /// leading `'`, as OWASP advises against CSV injection; nothing else is changed.
     private func writeField(_ field: String) {
+        if let first = field.utf8.first, [UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0D].contains(first) {
+            return writeQuotedIfNeeded("'" + field)
+        }
+        writeQuotedIfNeeded(field)
+    }
+
+    private func writeQuotedIfNeeded(_ field: String) {
         let needsQuotes = field.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
         guard needsQuotes else {
             output.buffer.writeString(field)

@@ -141,6 +141,11 @@ extension AsyncParsableCommand {
     func reporting(_ body: () throws -> Void) throws {
         do {
             try body()
+            // `print` buffers: an output that cannot be written (a full disk, /dev/full, a
+            // closed pipe) must fail the command, not pass unnoticed.
+            if fflush(nil) != 0 {
+                throw Failure("cannot write the output: \(String(cString: strerror(errno)))")
+            }
         } catch let failure as Failure {
             printError("chat-admin: \(failure)")
             throw ExitCode.failure

@@ -11,13 +11,18 @@ struct Backup: AsyncParsableCommand {
 
     func run() async throws {
         try reporting {
-            guard !FileManager.default.fileExists(atPath: file) else {
-                throw Failure("\(file) already exists; choose a new file")
+            // lstat, not stat: a dangling symbolic link "does not exist" for stat, and SQLite
+            // would follow it and write wherever it points.
+            var status = stat()
+            guard lstat(file, &status) != 0 else {
+                throw Failure("\(file) already exists (or is a link); choose a new file")
             }
             let store = try database.openReadOnly()
             do {
                 try store.backup(to: file)
             } catch {
+                // Never leave a partial copy behind (a full disk stops VACUUM INTO midway).
+                try? FileManager.default.removeItem(atPath: file)
                 throw Failure("backup to \(file) failed: \(error)")
             }
             let copy = try ChatDatabase.openReadOnly(path: file)
@@ -102,6 +107,16 @@ struct Check: AsyncParsableCommand {
 
     func run() async throws {
         try reporting {
+            let path = try database.path()
+            // Opening for writing would apply the migrations: a file that is not (yet) a chat
+            // database must be reported, not turned into one.
+            let applied: [String]
+            do {
+                applied = try ChatDatabase.appliedMigrations(atPath: path)
+            } catch {
+                throw Failure("\(path) is not a chat database: \(error)")
+            }
+            guard !applied.isEmpty else { throw Failure("\(path) is not a chat database (it has no schema)") }
             let problems = try database.openForWriting().integrityProblems()
             if problems.isEmpty {
                 print("ok")

@@ -128,7 +128,7 @@ func admin(_ arguments: [String], input: String) throws -> (status: Int32, out: 
         let csv = try admin(["--database", path, "export", "--format", "csv"]).out
         let lines = csv.split(separator: "\r\n")
         #expect(lines.first == "id,ts,room,from,kind,text")
-        #expect(lines.last?.contains(",@Bob,alice,text,") == true, "\(csv)")
+        #expect(lines.last?.contains(",dm:Bob,alice,text,") == true, "\(csv)")
 
         let json = try JSONParser.parse(try admin(["--database", path, "export", "--format", "json"]).out)
         let direct = json.arrayValue?.last

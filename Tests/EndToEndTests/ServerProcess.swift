@@ -90,7 +90,7 @@ final class ChildProcess: @unchecked Sendable {
     /// `captureOutput: false` sends output to /dev/null: for commands that leave a daemon
     /// behind (tmux), which would hold the pipes open.
     init(_ executablePath: String, _ arguments: [String], directory: String? = nil, environment: [String: String] = [:],
-         stdin: Pipe? = nil, captureOutput: Bool = true) throws {
+         stdin: Pipe? = nil, captureOutput: Bool = true, stdoutPath: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: executablePath)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
@@ -100,6 +100,7 @@ final class ChildProcess: @unchecked Sendable {
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = captureOutput ? out : FileHandle.nullDevice
+        if let stdoutPath, let file = FileHandle(forWritingAtPath: stdoutPath) { process.standardOutput = file }
         process.standardError = captureOutput ? err : FileHandle.nullDevice
         process.standardInput = stdin ?? FileHandle.nullDevice
         stdout = PipeReader(out)

@@ -141,6 +141,22 @@ public final class ChatServer: Sendable {
         }
     }
 
+    /// Applies what can change while the server runs (SIGHUP): the server password and the MOTD.
+    /// Connections stay up; logins from now on see the new values. Returns the keys that changed.
+    @discardableResult
+    public func reload(_ configuration: ServerConfiguration) -> [String] {
+        let new = ReloadableSettings(configuration)
+        let old = context.reloadable.withLock { settings in
+            defer { settings = new }
+            return settings
+        }
+        var changed: [String] = []
+        if old.password != new.password { changed.append("server.password") }
+        if old.motd != new.motd { changed.append("server.motd") }
+        context.logger.notice("configuration reloaded: \(changed.isEmpty ? "nothing reloadable changed" : changed.joined(separator: ", ") + " changed")")
+        return changed
+    }
+
     /// The number of open client connections.
     public var connectionCount: Int { context.registry.connectionCount }
 }

@@ -48,7 +48,7 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         server.shards[loopIndex].sessions[session.id] = session
         server.logger.info("connect \(peer)")
         var buffer = context.channel.allocator.buffer(capacity: 96)
-        ServerFrame.greeting(server: configuration.server.name, passwordRequired: configuration.server.password != nil, into: &buffer)
+        ServerFrame.greeting(server: configuration.server.name, passwordRequired: server.reloadable.withLock { $0.password != nil }, into: &buffer)
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         context.fireChannelActive()
     }

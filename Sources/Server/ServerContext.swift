@@ -4,10 +4,25 @@ import Logging
 import NIOCore
 import NIOPosix
 import Storage
+import Synchronization
+
+/// What a reload changes without dropping anyone: read per login, so it is a small lock.
+public struct ReloadableSettings: Sendable, Equatable {
+    public var password: String?
+    public var motd: String?
+
+    public init(_ configuration: ServerConfiguration) {
+        password = configuration.server.password
+        motd = configuration.server.motd
+    }
+}
 
 /// Everything the sessions and rooms of one server share.
 final class ServerContext: Sendable {
+    /// The configuration the server started with. What SIGHUP may change lives in `reloadable`.
     let configuration: ServerConfiguration
+    /// The settings a reload (SIGHUP) replaces while connections stay up.
+    let reloadable: Mutex<ReloadableSettings>
     let database: ChatDatabase
     let logger: Logger
     let loops: [any EventLoop]
@@ -25,6 +40,7 @@ final class ServerContext: Sendable {
 
     init(configuration: ServerConfiguration, database: ChatDatabase, logger: Logger, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) throws {
         self.configuration = configuration
+        self.reloadable = Mutex(ReloadableSettings(configuration))
         self.database = database
         self.logger = logger
         let loops = Array(group.makeIterator())

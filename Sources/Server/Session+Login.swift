@@ -9,7 +9,8 @@ extension Session {
 
     func login(name: String, password: String?, accountPassword: String?, re: RequestID?) {
         let configuration = server.configuration
-        if let required = configuration.server.password {
+        let settings = server.reloadable.withLock { $0 }
+        if let required = settings.password {
             guard let password, constantTimeEquals(password, required) else {
                 server.logger.notice("bad password from \(peer)")
                 output?.sendError(ProtocolError(.badPassword, password == nil ? "this server requires a password" : "wrong password", re: re))
@@ -116,9 +117,8 @@ extension Session {
             phase = .active(user)
             isAccount = asAccount
             server.logger.info("login \(user.name)\(asAccount ? " (account)" : "") from \(peer)")
-            let configuration = server.configuration
-            output?.sendWelcome(re: re, name: user.name, isAccount: asAccount, defaultRoom: configuration.rooms.defaultRoom,
-                                motd: configuration.server.motd)
+            output?.sendWelcome(re: re, name: user.name, isAccount: asAccount, defaultRoom: server.configuration.rooms.defaultRoom,
+                                motd: server.reloadable.withLock { $0.motd })
         case .failure(let error):
             server.registry.release(name: name, sessionID: id)
             server.logger.error("recording the login of \(name) failed: \(error)")

@@ -14,7 +14,8 @@ struct ChatServerCommand: AsyncParsableCommand {
         discussion: """
             Reads its settings from a JSON configuration file (see config.json); the flags override it.
             Prints "listening on HOST:PORT" on standard output once it accepts connections.
-            SIGINT or SIGTERM shut it down cleanly (exit status 0). A bad configuration exits with 78.
+            SIGINT or SIGTERM shut it down cleanly (exit status 0). SIGHUP reloads server.password and
+            server.motd from the file. A bad configuration exits with 78.
             """
     )
 
@@ -83,6 +84,8 @@ struct ChatServerCommand: AsyncParsableCommand {
             logger.warning("\(key) is set, but this build does not serve it yet: it is ignored")
         }
         FileHandle.standardOutput.write(Data("listening on \(server.host):\(server.port)\n".utf8))
+        let reload = handleReloadSignals(server: server, configuration: config, logger: logger)
+        defer { reload.forEach { $0.cancel() } }
 
         let group = ServiceGroup(
             services: [ChatServerService(server: server)],
@@ -90,6 +93,30 @@ struct ChatServerCommand: AsyncParsableCommand {
             logger: logger
         )
         try await group.run()
+    }
+
+    /// SIGHUP re-reads the configuration file and applies what can change while running
+    /// (`ChatServer.reload`); a file that no longer loads is logged and changes nothing. SIGUSR1
+    /// and SIGUSR2 are ignored: no signal but SIGINT and SIGTERM stops the server, and closing
+    /// the terminal it runs in (SIGHUP) does not either.
+    private func handleReloadSignals(server: ChatServer, configuration path: String, logger: Logger) -> [any DispatchSourceSignal] {
+        for number in [SIGHUP, SIGUSR1, SIGUSR2] { signal(number, SIG_IGN) }
+        let hangUp = DispatchSource.makeSignalSource(signal: SIGHUP)
+        hangUp.setEventHandler {
+            do {
+                server.reload(try ServerConfiguration.load(path: path))
+            } catch {
+                logger.error("SIGHUP: the configuration was not reloaded: \(error)")
+            }
+        }
+        hangUp.resume()
+        let ignored = [SIGUSR1, SIGUSR2].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { logger.notice("signal \(number) ignored (SIGHUP reloads; SIGINT or SIGTERM stop)") }
+            source.resume()
+            return source
+        }
+        return [hangUp] + ignored
     }
 
     private func printError(_ message: String) {

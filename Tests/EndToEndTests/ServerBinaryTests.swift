@@ -134,3 +134,33 @@ import Glibc
         #expect(child.stderr.text.contains(path))
     }
 }
+
+@Suite struct SignalTests {
+    /// Closing the terminal (SIGHUP) or a stray SIGUSR1 must never stop the server: SIGHUP
+    /// reloads the password and MOTD, connections stay up.
+    @Test func sighupReloadsAndNoOtherSignalButIntAndTermStopsTheServer() async throws {
+        let scratch = try Scratch()
+        try scratch.write("config.json", #"{"server":{"motd":"first"},"log":{"messages":false}}"#)
+        let server = try ServerProcess(config: scratch.file("config.json"))
+        let staying = try server.user("staying")
+        try staying.join("lobby")
+        #expect(try server.client().loginAnswer("early", accountPassword: nil).value["motd"]?.stringValue == "first")
+
+        try scratch.write("config.json", #"{"server":{"motd":"second","password":"now-secret"},"log":{"messages":false}}"#)
+        server.child.signal(SIGHUP)
+        #expect(server.child.stderr.wait(for: "configuration reloaded: server.password, server.motd changed"))
+        let late = try server.client()
+        #expect(try late.next("greeting").value["password_required"] == .bool(true))
+        let welcome = try late.loginAnswer("late", accountPassword: nil, password: "now-secret", readGreeting: false)
+        #expect(welcome.value["motd"]?.stringValue == "second")
+
+        try scratch.write("config.json", #"{"server":{"motd":5}}"#)
+        server.child.signal(SIGHUP)
+        #expect(server.child.stderr.wait(for: "was not reloaded"))
+        server.child.signal(SIGUSR1)
+        #expect(server.child.stderr.wait(for: "ignored"))
+        #expect(try staying.say("still here").type == "message", "connections survive")
+        server.child.signal(SIGTERM)
+        #expect(server.child.waitForExit() == 0)
+    }
+}

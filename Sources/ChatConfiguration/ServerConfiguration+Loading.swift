@@ -100,7 +100,9 @@ extension ServerConfiguration {
         }
 
         if let rooms = try root.section("rooms") {
-            try rooms.allowOnly(["default", "autoCreate", "preset"])
+            try rooms.allowOnly(["default", "autoCreate", "preset", "maxRooms", "createPerUserPerHour"])
+            if let value = try rooms.integer("maxRooms", in: 1...10_000_000) { configuration.rooms.maxRooms = value }
+            if let value = try rooms.integer("createPerUserPerHour", in: 0...10_000_000) { configuration.rooms.createPerUserPerHour = value }
             if let name = try rooms.string("default") {
                 guard let room = Names.canonicalRoom(name) else {
                     throw rooms.invalid("default", "must be a room name (1 to 32 of a-z, 0-9, _ and -), got \"\(name)\"")
@@ -125,8 +127,14 @@ extension ServerConfiguration {
         if let limits = try root.section("limits") {
             try limits.allowOnly([
                 "maxClients", "maxLineBytes", "maxMessageBytes", "maxNameLength",
-                "maxOutboundBytes", "idleTimeoutSeconds", "rate",
+                "maxOutboundBytes", "idleTimeoutSeconds", "rate", "loginTimeoutSeconds", "maxConnectionsPerAddress",
+                "maxPendingLoginsPerAddress", "maxPendingLogins", "newNamesPerAddressPerHour",
             ])
+            if let value = try limits.integer("loginTimeoutSeconds", in: 0...86_400) { configuration.limits.loginTimeoutSeconds = value }
+            if let value = try limits.integer("maxConnectionsPerAddress", in: 1...10_000_000) { configuration.limits.maxConnectionsPerAddress = value }
+            if let value = try limits.integer("maxPendingLoginsPerAddress", in: 1...10_000_000) { configuration.limits.maxPendingLoginsPerAddress = value }
+            if let value = try limits.integer("maxPendingLogins", in: 1...10_000_000) { configuration.limits.maxPendingLogins = value }
+            if let value = try limits.integer("newNamesPerAddressPerHour", in: 1...10_000_000) { configuration.limits.newNamesPerAddressPerHour = value }
             if let value = try limits.integer("maxClients", in: 1...10_000_000) { configuration.limits.maxClients = value }
             if let value = try limits.integer("maxLineBytes", in: 256...(64 << 20)) { configuration.limits.maxLineBytes = value }
             if let value = try limits.integer("maxMessageBytes", in: 1...(64 << 20)) { configuration.limits.maxMessageBytes = value }

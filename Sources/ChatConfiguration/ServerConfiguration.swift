@@ -36,6 +36,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var defaultRoom = "lobby"
         public var autoCreate = true
         public var preset = ["lobby"]
+        /// Rooms the server holds at most (joins creating more are refused).
+        public var maxRooms = 10_000
+        /// Rooms one user may create in an hour.
+        public var createPerUserPerHour = 100
     }
 
     public struct Rate: Sendable, Equatable {
@@ -58,6 +62,19 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var idleTimeoutSeconds = 300
         /// nil: no rate limit.
         public var rate: Rate? = Rate()
+        /// A connection that has not logged in after this many seconds is closed (0: never).
+        /// Anything it sends before logging in does not extend it.
+        public var loginTimeoutSeconds = 30
+        /// Open connections from one IP address.
+        public var maxConnectionsPerAddress = 1_000
+        /// Connections from one IP address that have not logged in yet.
+        public var maxPendingLoginsPerAddress = 128
+        /// Connections that have not logged in yet, from anywhere: what is left of `maxClients`
+        /// stays for people who log in.
+        public var maxPendingLogins = 2_000
+        /// Names never seen before that one IP address may log in with in an hour (each one is a
+        /// permanent user record).
+        public var newNamesPerAddressPerHour = 1_000
     }
 
     public enum LogLevel: String, Sendable, Equatable, CaseIterable {

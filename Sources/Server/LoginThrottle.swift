@@ -2,8 +2,9 @@ import NIOCore
 import Synchronization
 
 /// Slows down password guessing (docs/design.md, "Accounts"):
-/// - per address: after `failuresPerAddress` wrong account passwords within `window`, further
-///   account logins from that address are refused without checking until the window has passed;
+/// - per address: after `failuresPerAddress` wrong passwords (the server's or an account's)
+///   within `window`, further logins needing a password from that address are refused without
+///   checking until the window has passed;
 /// - per account: after `failuresPerAccount` wrong passwords within `window` from anywhere, every
 ///   answer for that account waits `accountDelay`. Slower, never locked: an attacker elsewhere
 ///   cannot lock the owner out.
@@ -46,22 +47,26 @@ final class LoginThrottle: Sendable {
         }
     }
 
-    func recordFailure(address: String, account: String, now: NIODeadline = .now()) {
+    /// Counts a failed password (the server's, or an account's) from `address`; returns how many
+    /// failures the address has in the current window, so callers can stop logging each one.
+    @discardableResult
+    func recordFailure(address: String, account: String?, now: NIODeadline = .now()) -> Int {
         state.withLock { state in
-            Self.count(&state.byAddress, address, now: now)
-            Self.count(&state.byAccount, account.lowercased(), now: now)
+            if let account { _ = Self.count(&state.byAccount, account.lowercased(), now: now) }
+            return Self.count(&state.byAddress, address, now: now)
         }
     }
 
-    private static func count(_ table: inout [String: Failures], _ key: String, now: NIODeadline) {
+    private static func count(_ table: inout [String: Failures], _ key: String, now: NIODeadline) -> Int {
         if table.count >= sweepThreshold {
             table = table.filter { now - $0.value.windowStart < window }
         }
         if var failures = table[key], now - failures.windowStart < window {
             failures.count += 1
             table[key] = failures
-        } else {
-            table[key] = Failures(count: 1, windowStart: now)
+            return failures.count
         }
+        table[key] = Failures(count: 1, windowStart: now)
+        return 1
     }
 }

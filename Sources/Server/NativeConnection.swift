@@ -40,10 +40,18 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
             close()
             return
         }
+        let address = context.remoteAddress?.ipAddress ?? peer
+        if let refusal = server.admission.admit(address) {
+            server.registry.releaseConnection()
+            server.logger.notice("refused \(peer): \(refusal.message)")
+            sendError(ProtocolError(.serverFull, refusal.message))
+            close()
+            return
+        }
         isAdmitted = true
         let loopIndex = server.loopIndex(of: context.eventLoop)
         let session = Session(id: server.registry.makeSessionID(), loopIndex: loopIndex, eventLoop: context.eventLoop,
-                              server: server, output: self, peer: peer, address: context.remoteAddress?.ipAddress ?? peer)
+                              server: server, output: self, peer: peer, address: address)
         self.session = session
         server.shards[loopIndex].sessions[session.id] = session
         server.logger.info("connect \(peer)")
@@ -55,7 +63,9 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
 
     func channelInactive(context: ChannelHandlerContext) {
         if let session {
+            let wasPending = !session.hasLoggedIn
             session.detach()
+            server.admission.release(session.address, wasPending: wasPending)
             server.shards[session.loopIndex].sessions[session.id] = nil
             server.logger.info("disconnect \(session.userName.isEmpty ? (context.remoteAddress?.description ?? "?") : session.userName)")
         }

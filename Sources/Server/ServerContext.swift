@@ -30,6 +30,12 @@ final class ServerContext: Sendable {
     let registry = SessionRegistry()
     let passwordChecker = PasswordChecker()
     let loginThrottle = LoginThrottle()
+    let admission: Admission
+    /// New user names per IP address, and rooms created per user, in the last hour.
+    let newNames = WindowedCounter(window: .hours(1))
+    let roomCreations = WindowedCounter(window: .hours(1))
+    /// Rooms that exist (not counting direct conversations), against `rooms.maxRooms`.
+    let roomCount: Atomic<Int>
     let catalog = RoomCatalog()
     let allocator = ByteBufferAllocator()
     nonisolated(unsafe) private(set) var shards: [RoomShard] = []
@@ -41,6 +47,8 @@ final class ServerContext: Sendable {
     init(configuration: ServerConfiguration, database: ChatDatabase, logger: Logger, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) throws {
         self.configuration = configuration
         self.reloadable = Mutex(ReloadableSettings(configuration))
+        self.admission = Admission(limits: configuration.limits)
+        self.roomCount = Atomic(0)
         self.database = database
         self.logger = logger
         let loops = Array(group.makeIterator())
@@ -59,6 +67,7 @@ final class ServerContext: Sendable {
         for name in configuredRooms.sorted() {
             catalog.insert(try await database.ensureRoom(named: name))
         }
+        roomCount.store(try database.roomCount(), ordering: .relaxed)
     }
 
     func shardIndex(forRoom name: String) -> Int {
@@ -78,24 +87,38 @@ final class ServerContext: Sendable {
         loops.firstIndex { $0 === loop } ?? 0
     }
 
-    /// The room a join may enter: created on first join when `rooms.autoCreate`, else only the
+    /// The room a join may enter: created on first join when `rooms.autoCreate` (within
+    /// `rooms.maxRooms` in all and `rooms.createPerUserPerHour` for `userKey`), else only the
     /// configured ones. Completes on `eventLoop`.
-    func resolveRoom(_ name: String, on eventLoop: any EventLoop, _ completion: @escaping @Sendable (Result<RoomRecord, ProtocolError>) -> Void) {
+    func resolveRoom(_ name: String, for userKey: String, on eventLoop: any EventLoop,
+                     _ completion: @escaping @Sendable (Result<RoomRecord, ProtocolError>) -> Void) {
         guard configuration.rooms.autoCreate || configuredRooms.contains(name) else {
             eventLoop.run { completion(.failure(ProtocolError(.noSuchRoom, "there is no room #\(name) (rooms are not created on demand here)"))) }
             return
         }
-        if let record = catalog.record(named: name) {
-            eventLoop.run { completion(.success(record)) }
-            return
+        lookUpRoom(name, on: eventLoop) { [self] found in
+            guard case .failure(let error) = found, error.code == .noSuchRoom else { return completion(found) }
+            let rooms = configuration.rooms
+            guard roomCount.load(ordering: .relaxed) < rooms.maxRooms else {
+                return completion(.failure(ProtocolError(.noSuchRoom,
+                    "there is no room #\(name), and this server has its maximum of \(rooms.maxRooms) rooms: join an existing one")))
+            }
+            guard roomCreations.take(userKey, limit: rooms.createPerUserPerHour) else {
+                return completion(.failure(ProtocolError(.rateLimited,
+                    "you created \(rooms.createPerUserPerHour) rooms in the last hour; join an existing one or wait")))
+            }
+            createRoom(name, on: eventLoop, completion)
         }
-        let database = self.database
+    }
+
+    private func createRoom(_ name: String, on eventLoop: any EventLoop, _ completion: @escaping @Sendable (Result<RoomRecord, ProtocolError>) -> Void) {
         let catalog = self.catalog
         let logger = self.logger
-        database.ensureRoom(named: name) { result in
-            eventLoop.execute {
+        database.ensureRoom(named: name) { [self] result in
+            eventLoop.execute { [self] in
                 switch result {
                 case .success(let record):
+                    if catalog.record(named: name) == nil { roomCount.wrappingAdd(1, ordering: .relaxed) }
                     catalog.insert(record)
                     completion(.success(record))
                 case .failure(let error):

@@ -11,8 +11,21 @@ extension Session {
         let configuration = server.configuration
         let settings = server.reloadable.withLock { $0 }
         if let required = settings.password {
+            if let wait = server.loginThrottle.refusal(address: address) {
+                // Not checked at all: guessing from this address gets nowhere until the window ends.
+                output?.sendError(ProtocolError(.badPassword, "too many wrong passwords from your address; wait \(wait) s", re: re))
+                close()
+                return
+            }
             guard let password, constantTimeEquals(password, required) else {
-                server.logger.notice("bad password from \(peer)")
+                let failures = server.loginThrottle.recordFailure(address: address, account: nil)
+                // One line per failure until the address is throttled, then one saying so: a
+                // guessing run cannot flood the log.
+                if failures < LoginThrottle.failuresPerAddress {
+                    server.logger.notice("bad password from \(peer)")
+                } else if failures == LoginThrottle.failuresPerAddress {
+                    server.logger.notice("bad password from \(peer): \(failures) in a row; logins from \(address) are refused for \(LoginThrottle.window.nanoseconds / 1_000_000_000) s and not logged")
+                }
                 output?.sendError(ProtocolError(.badPassword, password == nil ? "this server requires a password" : "wrong password", re: re))
                 close()
                 return
@@ -25,12 +38,18 @@ extension Session {
         }
         isBusy = true
         let database = server.database
-        server.threadPool.runIfActive(eventLoop: eventLoop) { try database.account(named: name) }.whenComplete { [self] result in
+        server.threadPool.runIfActive(eventLoop: eventLoop) { try database.loginLookup(name: name) }.whenComplete { [self] result in
             guard case .awaitingLogin = phase else { return }
             switch result {
-            case .success(nil):
+            case .success((let isKnown, nil)):
+                // Every new name is a permanent record: an address may make only so many an hour.
+                guard isKnown || server.newNames.take(address, limit: server.configuration.limits.newNamesPerAddressPerHour) else {
+                    output?.sendError(ProtocolError(.rateLimited, "too many new names from your address in the last hour; use one you had, or wait", re: re))
+                    resume()
+                    return
+                }
                 loginAsGuest(name: name, re: re)
-            case .success(let account?):
+            case .success((_, let account?)):
                 loginToAccount(account, password: accountPassword, re: re)
             case .failure(let error):
                 server.logger.error("looking up the account \(name) failed: \(error)")
@@ -116,6 +135,10 @@ extension Session {
             }
             phase = .active(user)
             isAccount = asAccount
+            loginDeadline?.cancel()
+            loginDeadline = nil
+            hasLoggedIn = true
+            server.admission.loggedIn(address)
             server.logger.info("login \(user.name)\(asAccount ? " (account)" : "") from \(peer)")
             output?.sendWelcome(re: re, name: user.name, isAccount: asAccount, defaultRoom: server.configuration.rooms.defaultRoom,
                                 motd: server.reloadable.withLock { $0.motd })
@@ -124,6 +147,15 @@ extension Session {
             server.logger.error("recording the login of \(name) failed: \(error)")
             output?.sendError(ProtocolError(.internal, "the login could not be recorded; try again", re: re))
         }
+    }
+
+    /// `limits.loginTimeoutSeconds` passed without a login: the connection goes, whatever it
+    /// sent meanwhile.
+    func loginTimedOut() {
+        guard case .awaitingLogin = phase else { return }
+        server.logger.info("no login from \(peer) within \(server.configuration.limits.loginTimeoutSeconds) s: closing")
+        output?.sendError(ProtocolError(.notLoggedIn, "no login within \(server.configuration.limits.loginTimeoutSeconds) seconds; closing"))
+        close()
     }
 
     // MARK: Registration

@@ -10,7 +10,7 @@ extension Session {
             return
         }
         isBusy = true
-        server.resolveRoom(roomName, on: eventLoop) { [self] result in
+        server.resolveRoom(roomName, for: Names.userKey(user.name), on: eventLoop) { [self] result in
             guard case .active = phase else { return }
             let record: RoomRecord
             switch result {

@@ -34,6 +34,11 @@ final class Session: @unchecked Sendable {
     var isAccount = false
     /// Wrong account passwords on this connection: the third closes it.
     var failedLogins = 0
+    /// Closes the connection if it has not logged in by then (`limits.loginTimeoutSeconds`).
+    var loginDeadline: Scheduled<Void>?
+
+    /// Whether the session got past login (admission counts it as waiting until then).
+    var hasLoggedIn = false
     var subscriptions: [String: Subscription] = [:]
     var rateLimiter: TokenBucket?
     /// Requests wait here while an earlier one is still being answered, so answers keep the
@@ -91,6 +96,10 @@ final class Session: @unchecked Sendable {
         self.address = address
         if let rate = server.configuration.limits.rate {
             rateLimiter = TokenBucket(ratePerSecond: rate.messagesPerSecond, burst: Double(rate.burst))
+        }
+        let loginTimeout = server.configuration.limits.loginTimeoutSeconds
+        if loginTimeout > 0 {
+            loginDeadline = eventLoop.scheduleTask(in: .seconds(Int64(loginTimeout))) { [weak self] in self?.loginTimedOut() }
         }
     }
 
@@ -237,6 +246,8 @@ final class Session: @unchecked Sendable {
         guard !isClosedPhase else { return }
         let user = self.user
         phase = .closed
+        loginDeadline?.cancel()
+        loginDeadline = nil
         inbox = []
         inboxHead = 0
         for (roomName, subscription) in subscriptions {

@@ -78,6 +78,24 @@ extension ChatDatabase {
         }
     }
 
+    /// How many rooms exist (direct conversations not counted).
+    public func roomCount() throws -> Int {
+        try reader.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rooms WHERE id NOT IN (SELECT room_id FROM conversations)") ?? 0
+        }
+    }
+
+    /// Whether a user with this name exists, and its account if it is one: what a login needs
+    /// to know before it is recorded.
+    public func loginLookup(name: String) throws -> (isKnown: Bool, account: AccountRecord?) {
+        try reader.read { db in
+            let account = try Self.fetchAccount(named: name, db)
+            if account != nil { return (true, account) }
+            let known = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?)", arguments: [name]) ?? false
+            return (known, nil)
+        }
+    }
+
     /// Every room with its message count, by name.
     public func roomsWithMessageCounts() throws -> [(room: RoomRecord, messages: Int)] {
         try reader.read { db in

@@ -40,6 +40,22 @@ import Testing
              "log": {"level": "debug", "messages": false},
              "irc": {"enabled": true, "host": "::1", "port": 6668}}
             """)
+        let more = try parse("""
+            {"accounts": {"registration": "admin", "guests": false, "minPasswordLength": 12},
+             "web": {"enabled": true, "port": 0, "tls": true}, "metrics": {"enabled": true, "host": "127.0.0.2", "port": 9200},
+             "tls": {"certificate": "c.pem", "key": "k.pem"}, "database": {"postgres": "postgres://chat@localhost/chat"},
+             "limits": {"loginTimeoutSeconds": 5, "maxConnectionsPerAddress": 9, "maxPendingLoginsPerAddress": 8,
+                        "maxPendingLogins": 7, "newNamesPerAddressPerHour": 6},
+             "rooms": {"maxRooms": 50, "createPerUserPerHour": 0}}
+            """)
+        #expect(more.accounts.registration == .admin && !more.accounts.guests && more.accounts.minPasswordLength == 12)
+        #expect(more.web.enabled && more.web.tls && more.web.port == 0)
+        #expect(more.metrics.host == "127.0.0.2" && more.metrics.port == 9200)
+        #expect(more.tls.certificate == "c.pem" && more.tls.key == "k.pem")
+        #expect(more.database.postgres == "postgres://chat@localhost/chat")
+        #expect(more.limits.loginTimeoutSeconds == 5 && more.limits.maxConnectionsPerAddress == 9)
+        #expect(more.limits.maxPendingLoginsPerAddress == 8 && more.limits.maxPendingLogins == 7 && more.limits.newNamesPerAddressPerHour == 6)
+        #expect(more.rooms.maxRooms == 50 && more.rooms.createPerUserPerHour == 0)
         #expect(configuration.server.password == "p")
         #expect(configuration.database.durability == .full)
         #expect(configuration.history.retentionDays == 30)
@@ -87,6 +103,23 @@ import Testing
         (#"{"log": {"messages": 1}}"#, "log.messages must be true or false"),
         (#"{"irc": {"enabled": "no"}}"#, "irc.enabled must be true or false"),
         (#"{"irc": {"port": 70000}}"#, "irc.port must be <= 65535"),
+        (#"{"irc": {"tls": 1}}"#, "irc.tls must be true or false"),
+        (#"{"accounts": {"registration": "closed"}}"#, "accounts.registration must be \"open\" or \"admin\""),
+        (#"{"accounts": {"guests": "no"}}"#, "accounts.guests must be true or false"),
+        (#"{"accounts": {"minPasswordLength": 0}}"#, "accounts.minPasswordLength must be >= 1"),
+        (#"{"accounts": {"pepper": "x"}}"#, "unknown key accounts.pepper"),
+        (#"{"web": {"port": -1}}"#, "web.port must be >= 0"),
+        (#"{"metrics": {"tls": true}}"#, "unknown key metrics.tls"),
+        (#"{"server": {"tls": true}}"#, "server.tls is true but tls.certificate and tls.key are not both set"),
+        (#"{"web": {"tls": true}, "tls": {"certificate": "cert.pem"}}"#, "web.tls is true but tls.certificate and tls.key"),
+        (#"{"database": {"postgres": 5}}"#, "database.postgres must be a string or null"),
+        (#"{"limits": {"loginTimeoutSeconds": -1}}"#, "limits.loginTimeoutSeconds must be >= 0"),
+        (#"{"limits": {"maxConnectionsPerAddress": 0}}"#, "limits.maxConnectionsPerAddress must be >= 1"),
+        (#"{"limits": {"maxPendingLoginsPerAddress": 0}}"#, "limits.maxPendingLoginsPerAddress must be >= 1"),
+        (#"{"limits": {"maxPendingLogins": 0}}"#, "limits.maxPendingLogins must be >= 1"),
+        (#"{"limits": {"newNamesPerAddressPerHour": 0}}"#, "limits.newNamesPerAddressPerHour must be >= 1"),
+        (#"{"rooms": {"maxRooms": 0}}"#, "rooms.maxRooms must be >= 1"),
+        (#"{"rooms": {"createPerUserPerHour": -1}}"#, "rooms.createPerUserPerHour must be >= 0"),
         ("{\n\"server\": {\n\"port\": 1,,\n}}", "malformed JSON"),
     ])
     func everyRejectionNamesTheKey(text: String, message: String) {

@@ -21,9 +21,23 @@ public final class LineClient: @unchecked Sendable {
     private var readIndex = 0
     public private(set) var isClosed = false
 
-    public init(port: Int, receiveBuffer: Int? = nil) throws {
+    /// Connects to 127.0.0.1:`port`, from `sourceAddress` (another loopback address such as
+    /// 127.0.0.2 plays another host) when given.
+    public init(port: Int, receiveBuffer: Int? = nil, sourceAddress: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
+        if let sourceAddress {
+            var source = sockaddr_in()
+            source.sin_family = sa_family_t(AF_INET)
+            source.sin_addr.s_addr = inet_addr(sourceAddress)
+            let bound = withUnsafePointer(to: &source) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                close(fd)
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EADDRNOTAVAIL)
+            }
+        }
         if let receiveBuffer {
             var size = Int32(receiveBuffer)
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -67,7 +81,7 @@ public final class LineClient: @unchecked Sendable {
     }
 
     /// The next line, or nil once the server closed the connection.
-    public func nextLine(timeout: Double = 10) throws -> String? {
+    public func nextLine(timeout: Double = 30) throws -> String? {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if let newline = buffer[readIndex...].firstIndex(of: 0x0A) {
@@ -100,13 +114,13 @@ public final class LineClient: @unchecked Sendable {
     }
 
     /// The next frame, parsed.
-    public func next(timeout: Double = 10) throws -> Frame {
+    public func next(timeout: Double = 30) throws -> Frame {
         guard let line = try nextLine(timeout: timeout) else { throw Closed() }
         return try Frame(line)
     }
 
     /// Skips frames until one of `type` arrives (answering server pings on the way).
-    public func next(_ type: String, timeout: Double = 10) throws -> Frame {
+    public func next(_ type: String, timeout: Double = 30) throws -> Frame {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let remaining = deadline.timeIntervalSinceNow
@@ -117,7 +131,7 @@ public final class LineClient: @unchecked Sendable {
     }
 
     /// Reads until the server closes; returns the frames read on the way.
-    public func readUntilClosed(timeout: Double = 10) throws -> [Frame] {
+    public func readUntilClosed(timeout: Double = 30) throws -> [Frame] {
         var frames: [Frame] = []
         while let line = try nextLine(timeout: timeout) {
             frames.append(try Frame(line))
@@ -127,8 +141,8 @@ public final class LineClient: @unchecked Sendable {
 
     /// Logs in and returns the welcome (after reading the greeting).
     @discardableResult
-    public func login(_ name: String, password: String? = nil) throws -> Frame {
-        _ = try next("greeting")
+    public func login(_ name: String, password: String? = nil, readGreeting: Bool = true) throws -> Frame {
+        if readGreeting { _ = try next("greeting") }
         var fields: [String: Any] = ["type": "login", "name": name, "id": "login"]
         if let password { fields["password"] = password }
         send(fields)

@@ -11,7 +11,7 @@ import Glibc
     /// reconnects, rejoins with `after`, and the user sees every message exactly once.
     @Test func aSessionSurvivesAServerCrashLosingAndRepeatingNothing() async throws {
         let scratch = try Scratch()
-        try scratch.write("config.json", #"{"limits":{"rate":null},"log":{"messages":false}}"#)
+        try scratch.write("config.json", #"{"limits":{"rate":null,"loginTimeoutSeconds":0},"log":{"messages":false}}"#)
         let first = try ServerProcess(config: scratch.file("config.json"))
         let port = first.port
         var options = ChatSession.Options(host: "127.0.0.1", port: port, name: "alice")

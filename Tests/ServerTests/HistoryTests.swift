@@ -139,16 +139,21 @@ import Testing
                 try client.join("busy")
                 return client
             }
-            // Senders keep going until every join is done (at most 5,000 messages each), and the
-            // joins start only once messages are flowing: they happen while messages commit.
+            // Senders keep going until every join is done and then send one more each, so every
+            // join happens while messages commit, however slow the machine (at most 30,000
+            // each, under the replay cap). The joins start only once messages are flowing.
             let joinsDone = Atomic(false)
             let sending = senders.enumerated().map { index, sender in
                 BackgroundThread {
                     var sent = 0
+                    var sentAfterJoins = false
                     // Closed loop, as a real client: each message waits for its acknowledgement.
-                    while sent < 5000 && !joinsDone.load(ordering: .relaxed) {
+                    while sent < 30_000 {
+                        let joinsWereDone = joinsDone.load(ordering: .relaxed)
+                        if sentAfterJoins { break }
                         try sender.say("s\(index)-\(sent)", in: "busy")
                         sent += 1
+                        sentAfterJoins = joinsWereDone
                     }
                     return sent
                 }

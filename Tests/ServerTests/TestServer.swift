@@ -20,6 +20,9 @@ final class TestServer: @unchecked Sendable {
         configuration.server.port = 0
         configuration.database.path = folder + "/chat.sqlite"
         configuration.limits.rate = nil
+        // The suite runs many tests at once on 2 cores: a client may wait long for its turn to
+        // log in. Tests of the login deadline set it themselves.
+        configuration.limits.loginTimeoutSeconds = 0
         configuration.log.messages = false
         adjust(&configuration)
         let database = inMemory ? try ChatDatabase.inMemory() : try ChatDatabase.open(path: configuration.database.path)
@@ -66,7 +69,7 @@ func withServer(inMemory: Bool = false, _ adjust: (inout ServerConfiguration) ->
 }
 
 /// Waits until `condition` holds, polling; fails after `timeout` seconds.
-func waitUntil(timeout: Double = 10, _ what: String, _ condition: () throws -> Bool) async throws {
+func waitUntil(timeout: Double = 30, _ what: String, _ condition: () throws -> Bool) async throws {
     let deadline = Date().addingTimeInterval(timeout)
     while try !condition() {
         guard Date() < deadline else { throw LineClient.Timeout(waitingFor: what) }

@@ -18,31 +18,37 @@ public final class ChatDatabase: Sendable {
     let writer: any DatabaseWriter
     let reader: any DatabaseReader
     let committer: GroupCommitter
+    /// Runs WAL checkpoints off the writer, for a server's database (nil elsewhere).
+    let checkpointer: WALCheckpointer?
     /// The file, or nil in memory.
     public let path: String?
     public let isReadOnly: Bool
 
-    private init(writer: any DatabaseWriter, path: String?, isReadOnly: Bool) {
+    private init(writer: any DatabaseWriter, path: String?, isReadOnly: Bool, checkpointer: WALCheckpointer? = nil) {
         self.writer = writer
         self.reader = writer
         self.path = path
         self.isReadOnly = isReadOnly
         self.committer = GroupCommitter(writer: writer)
+        self.checkpointer = checkpointer
     }
 
     /// Opens (creating when missing) the database at `path` for reading and writing, and applies
-    /// the migrations it lacks.
-    public static func open(path: String, durability: Durability = .normal) throws -> ChatDatabase {
+    /// the migrations it lacks. `checkpointsInBackground` (for a long-running writer: the server)
+    /// moves WAL checkpoints from the commits to a thread of their own (`WALCheckpointer`).
+    public static func open(path: String, durability: Durability = .normal, checkpointsInBackground: Bool = false) throws -> ChatDatabase {
         var configuration = baseConfiguration()
         let synchronous = durability == .full ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            if checkpointsInBackground { try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Migrations.apply(to: pool)
-        return ChatDatabase(writer: pool, path: path, isReadOnly: false)
+        let checkpointer = checkpointsInBackground ? try WALCheckpointer(path: path) : nil
+        return ChatDatabase(writer: pool, path: path, isReadOnly: false, checkpointer: checkpointer)
     }
 
     /// Opens an existing database for reading only: safe beside a running server, and never
@@ -83,6 +89,7 @@ public final class ChatDatabase: Sendable {
     /// Finishes the queued writes, then stops accepting new ones.
     public func close() {
         committer.shutdown()
+        checkpointer?.stop()
     }
 
     /// Returns once everything handed to the writer before this call is committed.

@@ -62,7 +62,8 @@ struct ChatServerCommand: AsyncParsableCommand {
         let store: ChatDatabase
         do {
             store = try ChatDatabase.open(path: settings.database.path,
-                                          durability: settings.database.durability == .full ? .full : .normal)
+                                          durability: settings.database.durability == .full ? .full : .normal,
+                                          checkpointsInBackground: true)
         } catch {
             printError("chat-server: cannot open the database \(settings.database.path): \(error)")
             throw ExitCode.failure

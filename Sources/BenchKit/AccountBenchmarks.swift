@@ -6,66 +6,6 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// Sends `{"type":"say",...}` lines at `rate` per second for `seconds`, each text starting with
-/// its send time; `line(sequence, stamp)` builds the frame. Returns how many were sent.
-func pacedSend(rate: Double, seconds: Double, deadline: Double,
-               _ send: @escaping @Sendable (_ sequence: Int, _ stamp: String) -> Void) async throws -> Int {
-    let total = Int(rate * seconds)
-    let start = now()
-    for sequence in 0..<total {
-        guard now() < deadline else { return sequence }
-        let wait = start + Double(sequence) / rate - now()
-        if wait > 0 { try await Task.sleep(for: .nanoseconds(Int64(wait * 1e9))) }
-        send(sequence, "\(monotonicNanoseconds()) \(sequence) ")
-    }
-    return total
-}
-
-/// Empties every loop's statistics (between the phases of one run).
-func resetStatistics(_ statistics: [ObjectIdentifier: LoopStatistics], group: MultiThreadedEventLoopGroup) async throws {
-    for loop in group.makeIterator() {
-        let stats = statistics[ObjectIdentifier(loop)]!
-        try await loop.submit {
-            stats.latency.reset()
-            stats.deliveries = 0
-            stats.orderErrors = 0
-        }.get()
-    }
-}
-
-/// Waits until `expected` deliveries arrived or none came for `idle` seconds; then sums every
-/// loop's statistics.
-func drainStatistics(_ statistics: [ObjectIdentifier: LoopStatistics], group: MultiThreadedEventLoopGroup, expected: Int,
-                     idle: Double, deadline: Double) async throws -> (delivered: Int, orderErrors: Int, latency: Histogram<UInt64>) {
-    let loops = Array(group.makeIterator())
-    var delivered = 0
-    var lastProgress = now()
-    while now() < deadline {
-        var sum = 0
-        for loop in loops {
-            let stats = statistics[ObjectIdentifier(loop)]!
-            sum += try await loop.submit { stats.deliveries }.get()
-        }
-        if sum != delivered { lastProgress = now() }
-        delivered = sum
-        if delivered >= expected || now() - lastProgress > idle { break }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    var latency = Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .two)
-    var orderErrors = 0
-    for loop in loops {
-        let stats = statistics[ObjectIdentifier(loop)]!
-        let (histogram, errors) = try await loop.submit { (stats.latency, stats.orderErrors) }.get()
-        latency.add(histogram)
-        orderErrors += errors
-    }
-    return (delivered, orderErrors, latency)
-}
-
-func milliseconds(_ histogram: Histogram<UInt64>, _ percentile: Double) -> Double {
-    Double(histogram.valueAtPercentile(percentile)) / 1e6
-}
-
 public struct AccountLoginBenchmark: AsyncParsableCommand {
     public init() {}
 

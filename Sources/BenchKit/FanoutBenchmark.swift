@@ -70,7 +70,6 @@ public struct FanoutBenchmark: AsyncParsableCommand {
 
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
-        let loops = Array(group.makeIterator())
         let statistics = makeStatistics(for: group)
         let deadline = now() + Double(server.timeout)
 
@@ -120,29 +119,8 @@ public struct FanoutBenchmark: AsyncParsableCommand {
 
         // Drain: until every reader has every message, or nothing arrives for --drain-idle.
         let expected = total * (clients - stalled)
-        var delivered = 0
-        var lastProgress = now()
-        while now() < deadline {
-            var sum = 0
-            for loop in loops {
-                let stats = statistics[ObjectIdentifier(loop)]!
-                sum += try await loop.submit { stats.deliveries }.get()
-            }
-            if sum != delivered { lastProgress = now() }
-            delivered = sum
-            if delivered >= expected || now() - lastProgress > drainIdle { break }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        var latency = Histogram<UInt64>(lowestDiscernibleValue: 1_000, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .two)
-        var orderErrors = 0
-        var lastDelivery: UInt64 = 0
-        for loop in loops {
-            let stats = statistics[ObjectIdentifier(loop)]!
-            let (histogram, errors, last) = try await loop.submit { (stats.latency, stats.orderErrors, stats.lastDelivery) }.get()
-            latency.add(histogram)
-            orderErrors += errors
-            lastDelivery = max(lastDelivery, last)
-        }
+        let (delivered, orderErrors, latency, lastDelivery) = try await drainStatistics(
+            statistics, group: group, expected: expected, idle: drainIdle, deadline: deadline)
         // Both clocks are CLOCK_MONOTONIC: send start to the last delivery.
         let duration = max(1e-9, Double(lastDelivery) / 1e9 - sendStart)
         let cpuAfter = server.serverPid.flatMap(cpuSeconds)

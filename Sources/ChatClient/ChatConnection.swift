@@ -117,46 +117,52 @@ public final class ChatConnection: Sendable {
         _ = try await core.request(["type": .string("leave"), "room": .string(room)])
     }
 
-    /// Says something; returns once the server acknowledged it (it is then stored).
+    /// Says something in a room; returns once the server acknowledged it (it is then stored).
     @discardableResult
     public func say(room: String, text: String, kind: MessageKind = .text) async throws -> ChatMessage {
-        var fields: [String: JSONValue] = ["type": .string("say"), "room": .string(room), "text": .string(text)]
-        if kind == .action { fields["kind"] = .string("action") }
-        guard case .message(let message, _) = try await core.request(fields).last else { throw ChatClientError.connectionClosed }
-        return message
-    }
-
-    /// Sends a `say` without waiting; `acknowledged` runs with the stored message or the error.
-    public func send(room: String, text: String, kind: MessageKind = .text, acknowledged: @escaping @Sendable (Result<ChatMessage, ChatClientError>) -> Void) {
-        var fields: [String: JSONValue] = ["type": .string("say"), "room": .string(room), "text": .string(text)]
-        if kind == .action { fields["kind"] = .string("action") }
-        core.send(fields) { result in
-            acknowledged(result.flatMap { frames in
-                if case .message(let message, _)? = frames.last { return .success(message) }
-                return .failure(.connectionClosed)
-            })
-        }
-    }
-
-    /// Sends a direct message without waiting; `acknowledged` runs with the stored message or the error.
-    public func send(to user: String, text: String, kind: MessageKind = .text, acknowledged: @escaping @Sendable (Result<ChatMessage, ChatClientError>) -> Void) {
-        var fields: [String: JSONValue] = ["type": .string("say"), "to": .string(user), "text": .string(text)]
-        if kind == .action { fields["kind"] = .string("action") }
-        core.send(fields) { result in
-            acknowledged(result.flatMap { frames in
-                if case .message(let message, _)? = frames.last { return .success(message) }
-                return .failure(.connectionClosed)
-            })
-        }
+        try await say(.room(room), text: text, kind: kind)
     }
 
     /// Says something to one user; returns once the server acknowledged it (it is then stored).
     @discardableResult
     public func say(to user: String, text: String, kind: MessageKind = .text) async throws -> ChatMessage {
-        var fields: [String: JSONValue] = ["type": .string("say"), "to": .string(user), "text": .string(text)]
-        if kind == .action { fields["kind"] = .string("action") }
-        guard case .message(let message, _) = try await core.request(fields).last else { throw ChatClientError.connectionClosed }
+        try await say(.user(user), text: text, kind: kind)
+    }
+
+    /// Sends a `say` to a room without waiting; `acknowledged` runs with the stored message or the error.
+    public func send(room: String, text: String, kind: MessageKind = .text, acknowledged: @escaping @Sendable (Result<ChatMessage, ChatClientError>) -> Void) {
+        send(.room(room), text: text, kind: kind, acknowledged: acknowledged)
+    }
+
+    /// Sends a direct message without waiting; `acknowledged` runs with the stored message or the error.
+    public func send(to user: String, text: String, kind: MessageKind = .text, acknowledged: @escaping @Sendable (Result<ChatMessage, ChatClientError>) -> Void) {
+        send(.user(user), text: text, kind: kind, acknowledged: acknowledged)
+    }
+
+    private func say(_ target: MessageTarget, text: String, kind: MessageKind) async throws -> ChatMessage {
+        guard case .message(let message, _) = try await core.request(Self.sayFields(target, text: text, kind: kind)).last else {
+            throw ChatClientError.connectionClosed
+        }
         return message
+    }
+
+    private func send(_ target: MessageTarget, text: String, kind: MessageKind, acknowledged: @escaping @Sendable (Result<ChatMessage, ChatClientError>) -> Void) {
+        core.send(Self.sayFields(target, text: text, kind: kind)) { result in
+            acknowledged(result.flatMap { frames in
+                if case .message(let message, _)? = frames.last { return .success(message) }
+                return .failure(.connectionClosed)
+            })
+        }
+    }
+
+    private static func sayFields(_ target: MessageTarget, text: String, kind: MessageKind) -> [String: JSONValue] {
+        var fields: [String: JSONValue] = ["type": .string("say"), "text": .string(text)]
+        switch target {
+        case .room(let room): fields["room"] = .string(room)
+        case .user(let user): fields["to"] = .string(user)
+        }
+        if kind == .action { fields["kind"] = .string("action") }
+        return fields
     }
 
     /// A page of the direct messages with `user` (accounts only).

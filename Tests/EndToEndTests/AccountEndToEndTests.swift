@@ -6,14 +6,7 @@ import Testing
 
 /// Runs `chat-admin` with `input` on its standard input.
 func admin(_ arguments: [String], input: String) throws -> (status: Int32, out: String, err: String) {
-    let pipe = Pipe()
-    let child = try ChildProcess(executable("chat-admin"), arguments, stdin: pipe)
-    pipe.fileHandleForWriting.write(Data(input.utf8))
-    try pipe.fileHandleForWriting.close()
-    let status = child.waitForExit(timeout: 60) ?? -1
-    _ = child.stdout.waitForEnd()
-    _ = child.stderr.waitForEnd()
-    return (status, child.stdout.text, child.stderr.text)
+    try runToCompletion("chat-admin", arguments, input: input)
 }
 
 /// Accounts across the real executables: chat-admin creates them, chat-server enforces them.

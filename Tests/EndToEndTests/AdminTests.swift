@@ -6,11 +6,7 @@ import Testing
 
 /// Runs `chat-admin` to completion.
 func admin(_ arguments: [String], directory: String? = nil) throws -> (status: Int32, out: String, err: String) {
-    let child = try ChildProcess(executable("chat-admin"), arguments, directory: directory)
-    let status = child.waitForExit(timeout: 60) ?? -1
-    _ = child.stdout.waitForEnd()
-    _ = child.stderr.waitForEnd()
-    return (status, child.stdout.text, child.stderr.text)
+    try runToCompletion("chat-admin", arguments, directory: directory)
 }
 
 /// A database written through Storage: messages on known days, in two rooms, by three users.

@@ -55,14 +55,7 @@ import Glibc
 
 /// Runs chat-client with `input` on standard input (a pipe, so pipe mode).
 func pipeClient(_ arguments: [String], input: String, environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-    let stdin = Pipe()
-    let child = try ChildProcess(executable("chat-client"), arguments, environment: environment, stdin: stdin)
-    stdin.fileHandleForWriting.write(Data(input.utf8))
-    try stdin.fileHandleForWriting.close()
-    let status = child.waitForExit(timeout: 60) ?? -1
-    _ = child.stdout.waitForEnd()
-    _ = child.stderr.waitForEnd()
-    return (status, child.stdout.text, child.stderr.text)
+    try runToCompletion("chat-client", arguments, input: input, environment: environment)
 }
 
 @Suite struct ClientPipeModeTests {

@@ -167,3 +167,19 @@ final class ServerProcess: @unchecked Sendable {
         return client
     }
 }
+
+/// Runs one of our executables to completion, with `input` (if any) on its standard input;
+/// returns its exit status and what it printed.
+func runToCompletion(_ name: String, _ arguments: [String], input: String? = nil, directory: String? = nil,
+                     environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    let stdin = input.map { _ in Pipe() }
+    let child = try ChildProcess(executable(name), arguments, directory: directory, environment: environment, stdin: stdin)
+    if let stdin, let input {
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+    }
+    let status = child.waitForExit(timeout: 60) ?? -1
+    _ = child.stdout.waitForEnd()
+    _ = child.stderr.waitForEnd()
+    return (status, child.stdout.text, child.stderr.text)
+}

@@ -3,6 +3,7 @@ import Foundation
 import Histogram
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Options shared by the benchmarks that drive a running server.
 public struct ServerOptions: ParsableArguments {
@@ -19,6 +20,17 @@ public struct ServerOptions: ParsableArguments {
 
     @Option(help: "Give up after this many seconds.")
     public var timeout = 120
+
+    @Flag(help: "Connect with TLS (any certificate is accepted: loopback benchmarks only).")
+    public var tls = false
+
+    /// The TLS context the load clients use, with `--tls`.
+    func tlsContext() throws -> NIOSSLContext? {
+        guard tls else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        return try NIOSSLContext(configuration: configuration)
+    }
 
     public func validate() throws {
         guard (1...65_535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
@@ -76,7 +88,7 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         let started = now()
         let connected = try await connectClients(group: group, host: server.host, port: server.port, count: clients,
                                                  namePrefix: "fan\(UInt16.random(in: 0...UInt16.max))-", room: room,
-                                                 stalled: stalled, statistics: statistics)
+                                                 stalled: stalled, tls: try server.tlsContext(), statistics: statistics)
         let joinSeconds = now() - started
         let senderClients = Array(connected[stalled..<(stalled + senders)])
         let cpuBefore = server.serverPid.flatMap(cpuSeconds)
@@ -182,7 +194,8 @@ public struct IdleBenchmark: AsyncParsableCommand {
         guard let before = residentKiB(pid: pid) else { throw ValidationError("no process \(pid)") }
         let started = now()
         let connected = try await connectClients(group: group, host: server.host, port: server.port, count: clients,
-                                                 namePrefix: "idle\(UInt16.random(in: 0...UInt16.max))-", room: room, statistics: statistics)
+                                                 namePrefix: "idle\(UInt16.random(in: 0...UInt16.max))-", room: room,
+                                                 tls: try server.tlsContext(), statistics: statistics)
         let joinSeconds = now() - started
         // Let the joins' presence runs go out before reading the memory.
         try await Task.sleep(for: .seconds(2))

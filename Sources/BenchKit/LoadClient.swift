@@ -1,6 +1,7 @@
 import Histogram
 import NIOCore
 import NIOPosix
+import NIOSSL
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -211,7 +212,7 @@ struct LoadError: Error, CustomStringConvertible {
 /// has joined `room`. Returns the handlers and their channels.
 func connectClients(
     group: MultiThreadedEventLoopGroup, host: String, port: Int, count: Int, namePrefix: String, room: String,
-    history: Int = 0, stalled: Int = 0, concurrency: Int = 64, countsOwnMessages: Bool = true,
+    history: Int = 0, stalled: Int = 0, concurrency: Int = 64, countsOwnMessages: Bool = true, tls: NIOSSLContext? = nil,
     statistics: [ObjectIdentifier: LoopStatistics]
 ) async throws -> [(client: LoadClient, channel: any Channel)] {
     var clients: [(LoadClient, any Channel)] = []
@@ -229,7 +230,10 @@ func connectClients(
                             let client = LoadClient(name: "\(namePrefix)\(number)", room: room, history: history, statistics: stats,
                                                     isStalled: number < stalled, promise: channel.eventLoop.makePromise())
                             client.countsOwnMessages = countsOwnMessages
-                            return channel.pipeline.addHandler(client)
+                            return channel.eventLoop.makeCompletedFuture {
+                                if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
+                                try channel.pipeline.syncOperations.addHandler(client)
+                            }
                         }
                         .connect(host: host, port: port).get()
                     let client = try await channel.pipeline.handler(type: LoadClient.self).get()

@@ -1,6 +1,7 @@
 import ChatProtocol
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Why a client operation failed, in words a person can act on.
@@ -29,6 +30,30 @@ public enum ChatClientError: Error, Sendable, Equatable, CustomStringConvertible
     }
 }
 
+/// How a client speaks TLS: by default the server's certificate must be trusted by the system
+/// (or by `trustedCertificates`) and name the host; `verifiesCertificate` false accepts any
+/// certificate (`chat-client --insecure`, for self-signed test setups).
+public struct ClientTLS: Sendable {
+    public var verifiesCertificate: Bool
+    /// A PEM file of certificates to trust besides the system's.
+    public var trustedCertificates: String?
+
+    public init(verifiesCertificate: Bool = true, trustedCertificates: String? = nil) {
+        self.verifiesCertificate = verifiesCertificate
+        self.trustedCertificates = trustedCertificates
+    }
+
+    func makeContext() throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        if !verifiesCertificate { configuration.certificateVerification = .none }
+        if let trustedCertificates {
+            configuration.additionalTrustRoots = [.file(trustedCertificates)]
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+}
+
 /// One connection speaking the native protocol: requests are matched to their answers by `id`,
 /// a `join` completes with its `history`, server pings are answered, and everything else
 /// (messages, the sender's own acknowledgements included, a join's replayed `history`, presence,
@@ -50,17 +75,23 @@ public final class ChatConnection: Sendable {
         self.events = core.events
     }
 
-    /// Connects and reads the greeting.
+    /// Connects (over TLS with `tls`) and reads the greeting.
     public static func connect(host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                               timeout: TimeAmount = .seconds(10)) async throws -> ChatConnection {
+                               timeout: TimeAmount = .seconds(10), tls: ClientTLS? = nil) async throws -> ChatConnection {
         let core = ConnectionCore()
         let channel: any Channel
         do {
+            let sslContext = try tls.map { try $0.makeContext() }
             channel = try await ClientBootstrap(group: group)
                 .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(timeout)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            // SNI and the name check take a host name; an IP address is checked against the certificate's IP entries.
+                            let name = host.first?.isLetter == true ? host : nil
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: name))
+                        }
                         try channel.pipeline.syncOperations.addHandler(LineHandler(core: core))
                     }
                 }

@@ -31,6 +31,8 @@ public final class ChatSession: Sendable {
         public var password: String?
         /// The account password, for a name that is a registered account.
         public var accountPassword: String?
+        /// TLS settings, when the server speaks TLS.
+        public var tls: ClientTLS?
         /// Reconnect when the connection drops (not after quit or a server shutdown).
         public var reconnects = true
         public var initialBackoff = 0.25
@@ -89,7 +91,7 @@ public final class ChatSession: Sendable {
     /// Connects and logs in. Errors here (refused, wrong password, name taken) are final for
     /// this attempt, so the caller can ask the user.
     public func start() async throws {
-        let connection = try await ChatConnection.connect(host: options.host, port: options.port, group: group)
+        let connection = try await ChatConnection.connect(host: options.host, port: options.port, group: group, tls: options.tls)
         passwordRequired = connection.passwordRequired
         do {
             try await begin(on: connection, isReconnect: false)
@@ -100,8 +102,9 @@ public final class ChatSession: Sendable {
     }
 
     /// Connects only to read the greeting: does the server want a password?
-    public static func probe(host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Bool {
-        let connection = try await ChatConnection.connect(host: host, port: port, group: group)
+    public static func probe(host: String, port: Int, tls: ClientTLS? = nil,
+                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Bool {
+        let connection = try await ChatConnection.connect(host: host, port: port, group: group, tls: tls)
         defer { connection.close() }
         return connection.passwordRequired
     }
@@ -166,7 +169,7 @@ public final class ChatSession: Sendable {
             continuation.yield(.disconnected(retryIn: delay))
             try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             do {
-                let connection = try await ChatConnection.connect(host: options.host, port: options.port, group: group)
+                let connection = try await ChatConnection.connect(host: options.host, port: options.port, group: group, tls: options.tls)
                 do {
                     try await begin(on: connection, isReconnect: true)
                     return

@@ -35,6 +35,11 @@ extension ServerConfiguration {
         if !configuration.database.path.hasPrefix("/") {
             configuration.database.path = folder.appending(path: configuration.database.path).standardizedFileURL.path
         }
+        for keyPath in [\ServerConfiguration.tls.certificate, \ServerConfiguration.tls.key] {
+            if let file = configuration[keyPath: keyPath], !file.hasPrefix("/") {
+                configuration[keyPath: keyPath] = folder.appending(path: file).standardizedFileURL.path
+            }
+        }
         configuration.applyEnvironment(environment)
         return configuration
     }

@@ -3,6 +3,7 @@ import ChatProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Storage
 import Synchronization
@@ -18,8 +19,11 @@ public final class ChatServer: Sendable {
     private let listener: any Channel
     private let periodicTasks: [RepeatedTask]
     private let isShutDown = Mutex(false)
+    private let tls: ServerTLS?
 
-    private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel, periodicTasks: [RepeatedTask]) {
+    private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel,
+                 periodicTasks: [RepeatedTask], tls: ServerTLS?) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.context = context
@@ -33,6 +37,7 @@ public final class ChatServer: Sendable {
         configuration: ServerConfiguration,
         database: ChatDatabase,
         logger: Logger,
+        tls: ServerTLS? = nil,
         threads: Int = System.coreCount
     ) async throws -> ChatServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
@@ -51,6 +56,9 @@ public final class ChatServer: Sendable {
                                     value: .init(low: limits.maxOutboundBytes / 2, high: limits.maxOutboundBytes + 1))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+                        }
                         try channel.pipeline.syncOperations.addHandler(NativeConnection(server: context))
                     }
                 }
@@ -61,7 +69,7 @@ public final class ChatServer: Sendable {
                 periodicTasks.append(startRetention(context: context, days: days))
             }
             return ChatServer(host: configuration.server.host, port: port, context: context, group: group,
-                              listener: listener, periodicTasks: periodicTasks)
+                              listener: listener, periodicTasks: periodicTasks, tls: tls)
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
@@ -141,8 +149,9 @@ public final class ChatServer: Sendable {
         }
     }
 
-    /// Applies what can change while the server runs (SIGHUP): the server password and the MOTD.
-    /// Connections stay up; logins from now on see the new values. Returns the keys that changed.
+    /// Applies what can change while the server runs (SIGHUP): the server password, the MOTD and
+    /// the TLS certificate and key (read again from their files). Connections stay up; logins and
+    /// connections from now on see the new values. Returns the keys that changed.
     @discardableResult
     public func reload(_ configuration: ServerConfiguration) -> [String] {
         let new = ReloadableSettings(configuration)
@@ -153,6 +162,14 @@ public final class ChatServer: Sendable {
         var changed: [String] = []
         if old.password != new.password { changed.append("server.password") }
         if old.motd != new.motd { changed.append("server.motd") }
+        if let tls {
+            do {
+                try tls.reload()
+                changed.append("tls (certificate and key re-read)")
+            } catch {
+                context.logger.error("the TLS certificate was not reloaded, the old one stays in use: \(error)")
+            }
+        }
         context.logger.notice("configuration reloaded: \(changed.isEmpty ? "nothing reloadable changed" : changed.joined(separator: ", ") + " changed")")
         return changed
     }

@@ -29,21 +29,21 @@ public struct MessageFilter: Sendable, Equatable {
         self.directMessages = directMessages
     }
 
-    /// SQL conditions on `m` (messages), `r` (rooms), `u` (users) and `c` (conversations), and
-    /// their arguments.
+    /// SQL conditions on `m` (messages), `r` (rooms) and `u` (users), and their arguments.
     func conditions() -> (sql: [String], arguments: StatementArguments) {
         var sql: [String] = []
         var arguments = StatementArguments()
+        // Conversations are rooms named '@…' (migration 0002): the name tells, without a join.
         switch directMessages {
         case .all:
             break
         case .none:
-            sql.append("c.room_id IS NULL")
+            sql.append("substr(r.name, 1, 1) <> '@'")
         case .of(let userID):
-            sql.append("(c.room_id IS NULL OR c.user_low = ? OR c.user_high = ?)")
+            sql.append("(substr(r.name, 1, 1) <> '@' OR m.room_id IN (SELECT room_id FROM conversations WHERE user_low = ? OR user_high = ?))")
             arguments += [userID, userID]
         case .between(let first, let second):
-            sql.append("c.user_low = ? AND c.user_high = ?")
+            sql.append("m.room_id = (SELECT room_id FROM conversations WHERE user_low = ? AND user_high = ?)")
             arguments += [min(first, second), max(first, second)]
         }
         if let room {
@@ -104,16 +104,21 @@ extension ChatDatabase {
         }
     }
 
-    /// The columns `message(_:)` reads, from `m` and the tables of `messageJoins`.
-    static let messageColumns = "m.id, m.ts, r.name, u.name, m.kind, m.text, t.name"
+    /// The columns `message(_:)` reads, from `m` and the tables of `messageJoins`. A direct
+    /// message's recipient (the other user of the conversation, or the author itself) is looked
+    /// up only for rows of a conversation: exports and searches of rooms pay nothing for it.
+    static let messageColumns = """
+        m.id, m.ts, r.name, u.name, m.kind, m.text,
+        CASE WHEN substr(r.name, 1, 1) = '@' THEN (
+            SELECT t.name FROM conversations c
+            JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
+            WHERE c.room_id = m.room_id) END
+        """
 
-    /// Joins a message `m` to its room `r`, author `u`, conversation `c` and, for a direct
-    /// message, its recipient `t` (the other user of the conversation, or the author itself).
+    /// Joins a message `m` to its room `r` and author `u`.
     static let messageJoins = """
         JOIN rooms r ON r.id = m.room_id
         JOIN users u ON u.id = m.user_id
-        LEFT JOIN conversations c ON c.room_id = m.room_id
-        LEFT JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
         """
 
     /// A message from a row of `messageColumns`.

@@ -37,11 +37,25 @@ struct ChatClientCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Pipe mode: print each event as its raw JSON frame.")
     var json = false
 
+    @Flag(name: .long, help: "Connect with TLS (the server has server.tls).")
+    var tls = false
+
+    @Flag(name: .long, help: "With --tls: accept any certificate (self-signed test setups only).")
+    var insecure = false
+
+    @Option(name: .long, help: ArgumentHelp("With --tls: also trust the certificates in this PEM file.", valueName: "file"))
+    var caFile: String?
+
+    var clientTLS: ClientTLS? {
+        tls ? ClientTLS(verifiesCertificate: !insecure, trustedCertificates: caFile) : nil
+    }
+
     func validate() throws {
         guard (1...65_535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
         if let name, !Names.isValidUserName(name, maximumLength: 1024) {
             throw ValidationError("a name is ASCII letters, digits, '_' or '-', not starting with '-'")
         }
+        if (insecure || caFile != nil) && !tls { throw ValidationError("--insecure and --ca-file go with --tls") }
         if let to, !Names.isValidUserName(to, maximumLength: 1024) {
             throw ValidationError("--to takes a user name")
         }
@@ -54,7 +68,7 @@ struct ChatClientCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         if Terminal.isTerminal(STDIN_FILENO) && Terminal.isTerminal(STDOUT_FILENO) && !json {
             let colors = environment["NO_COLOR"].map(\.isEmpty) ?? true
-            let code = await TerminalMode(host: host, port: port, name: name, room: room,
+            let code = await TerminalMode(host: host, port: port, tls: clientTLS, name: name, room: room,
                                           password: environment["CHAT_PASSWORD"], accountPassword: environment["CHAT_ACCOUNT_PASSWORD"],
                                           style: Style(colors: colors)).run()
             throw ExitCode(code)
@@ -63,7 +77,7 @@ struct ChatClientCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("chat-client: give a NAME when standard input is not a terminal\n".utf8))
                 throw ExitCode(64)
             }
-            let code = await PipeMode(host: host, port: port, name: name, room: room, to: to,
+            let code = await PipeMode(host: host, port: port, tls: clientTLS, name: name, room: room, to: to,
                                       password: environment["CHAT_PASSWORD"], accountPassword: environment["CHAT_ACCOUNT_PASSWORD"],
                                       json: json).run()
             throw ExitCode(code)

@@ -8,6 +8,7 @@ import Transcripts
 struct PipeMode {
     let host: String
     let port: Int
+    let tls: ClientTLS?
     let name: String
     let room: String?
     /// Each line goes to this user as a direct message (no room is joined).
@@ -17,7 +18,9 @@ struct PipeMode {
     let json: Bool
 
     func run() async -> Int32 {
-        let session = ChatSession(options: .init(host: host, port: port, name: name, password: password, accountPassword: accountPassword))
+        var options = ChatSession.Options(host: host, port: port, name: name, password: password, accountPassword: accountPassword)
+        options.tls = tls
+        let session = ChatSession(options: options)
         do {
             try await session.start()
         } catch {

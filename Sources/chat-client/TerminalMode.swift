@@ -8,6 +8,7 @@ import Foundation
 struct TerminalMode {
     let host: String
     let port: Int
+    let tls: ClientTLS?
     let name: String?
     let room: String?
     let password: String?
@@ -53,7 +54,7 @@ struct TerminalMode {
         var name = self.name
         var password = self.password
         do {
-            if try await ChatSession.probe(host: host, port: port), password == nil {
+            if try await ChatSession.probe(host: host, port: port, tls: tls), password == nil {
                 password = Terminal.readSecret(prompt: "password for \(host):\(port): ")
             }
         } catch {
@@ -65,7 +66,9 @@ struct TerminalMode {
         while true {
             if name == nil { name = askName() }
             guard let chosen = name else { return nil }
-            let session = ChatSession(options: .init(host: host, port: port, name: chosen, password: password, accountPassword: accountPassword))
+            var options = ChatSession.Options(host: host, port: port, name: chosen, password: password, accountPassword: accountPassword)
+            options.tls = tls
+            let session = ChatSession(options: options)
             do {
                 try await session.start()
                 return session

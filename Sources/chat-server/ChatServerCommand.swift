@@ -59,6 +59,14 @@ struct ChatServerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "chat-server")
 
+        let tls: ServerTLS?
+        do {
+            tls = try ServerTLS(settings)
+        } catch {
+            printError("chat-server: \(config): \(error)")
+            throw ExitCode(ConfigurationError.exitStatus)
+        }
+
         let store: ChatDatabase
         do {
             store = try ChatDatabase.open(path: settings.database.path,
@@ -70,7 +78,7 @@ struct ChatServerCommand: AsyncParsableCommand {
         }
         let server: ChatServer
         do {
-            server = try await ChatServer.start(configuration: settings, database: store, logger: logger)
+            server = try await ChatServer.start(configuration: settings, database: store, logger: logger, tls: tls)
         } catch {
             store.close()
             printError("chat-server: cannot listen on \(settings.server.host):\(settings.server.port): \(error)")
@@ -81,9 +89,10 @@ struct ChatServerCommand: AsyncParsableCommand {
             logger.warning("irc.enabled is set, but this build has no IRC listener yet: only the native protocol is served")
         }
         for (key, isSet) in [("web.enabled", settings.web.enabled), ("metrics.enabled", settings.metrics.enabled),
-                             ("server.tls", settings.server.tls), ("database.postgres", settings.database.postgres != nil)] where isSet {
+                             ("database.postgres", settings.database.postgres != nil)] where isSet {
             logger.warning("\(key) is set, but this build does not serve it yet: it is ignored")
         }
+        if tls != nil { logger.info("TLS on \(server.host):\(server.port) with \(settings.tls.certificate ?? "")") }
         FileHandle.standardOutput.write(Data("listening on \(server.host):\(server.port)\n".utf8))
         let reload = handleReloadSignals(server: server, configuration: config, logger: logger)
         defer { reload.forEach { $0.cancel() } }

@@ -13,6 +13,8 @@ final class Broadcast: Sendable {
     let acknowledgements: [Acknowledgement]
     /// The newest message id in the run (nil for a run of presence only).
     let lastMessageID: Int64?
+    /// How many messages the run holds (0 for presence).
+    let messageCount: Int
 
     struct Acknowledgement: Sendable {
         let sessionID: Int
@@ -20,11 +22,12 @@ final class Broadcast: Sendable {
         let frame: ByteBuffer
     }
 
-    init(room: String, bytes: ByteBuffer, acknowledgements: [Acknowledgement], lastMessageID: Int64?) {
+    init(room: String, bytes: ByteBuffer, acknowledgements: [Acknowledgement], lastMessageID: Int64?, messageCount: Int = 0) {
         self.room = room
         self.bytes = bytes
         self.acknowledgements = acknowledgements
         self.lastMessageID = lastMessageID
+        self.messageCount = messageCount
     }
 
     /// The buffers to write to session `sessionID`, in order: the shared bytes, or slices of
@@ -78,6 +81,7 @@ extension Broadcast {
                     frame: frame))
             }
         }
-        return Broadcast(room: room, bytes: bytes, acknowledgements: acknowledgements, lastMessageID: deliveries.last?.message.id)
+        return Broadcast(room: room, bytes: bytes, acknowledgements: acknowledgements, lastMessageID: deliveries.last?.message.id,
+                         messageCount: deliveries.count)
     }
 }

@@ -2,6 +2,7 @@ import ChatConfiguration
 import ChatProtocol
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
@@ -20,10 +21,14 @@ public final class ChatServer: Sendable {
     private let periodicTasks: [RepeatedTask]
     private let isShutDown = Mutex(false)
     private let tls: ServerTLS?
+    private let metricsListener: (any Channel)?
+    /// Where `/metrics` is served (the real port when configured with 0), when enabled.
+    public var metricsPort: Int? { metricsListener?.localAddress?.port }
 
     private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel,
-                 periodicTasks: [RepeatedTask], tls: ServerTLS?) {
+                 periodicTasks: [RepeatedTask], tls: ServerTLS?, metricsListener: (any Channel)?) {
         self.tls = tls
+        self.metricsListener = metricsListener
         self.host = host
         self.port = port
         self.context = context
@@ -64,17 +69,39 @@ public final class ChatServer: Sendable {
                 }
             let listener = try await bootstrap.bind(host: configuration.server.host, port: configuration.server.port).get()
             let port = listener.localAddress?.port ?? configuration.server.port
+            var metricsListener: (any Channel)?
+            if configuration.metrics.enabled {
+                metricsListener = try await startMetricsListener(context: context, group: group)
+            }
             var periodicTasks = startIdleSweeps(context: context, timeoutSeconds: limits.idleTimeoutSeconds)
             if let days = configuration.history.retentionDays {
                 periodicTasks.append(startRetention(context: context, days: days))
             }
             return ChatServer(host: configuration.server.host, port: port, context: context, group: group,
-                              listener: listener, periodicTasks: periodicTasks, tls: tls)
+                              listener: listener, periodicTasks: periodicTasks, tls: tls, metricsListener: metricsListener)
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
         }
+    }
+
+    /// `metrics.host:metrics.port`, HTTP/1.1, `GET /metrics` only: kept off the chat listener.
+    private static func startMetricsListener(context: ServerContext, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
+        let metrics = context.configuration.metrics
+        let scrape: @Sendable () -> [UInt8] = {
+            context.metrics.scrape(connections: context.registry.connectionCount, sessions: context.registry.sessionCount,
+                                   rooms: context.roomCount.load(ordering: .relaxed), writerQueue: context.database.writerQueueDepth)
+        }
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(MetricsEndpoint(scrape: scrape))
+                }
+            }
+            .bind(host: metrics.host, port: metrics.port).get()
     }
 
     private static func startIdleSweeps(context: ServerContext, timeoutSeconds: Int) -> [RepeatedTask] {
@@ -123,6 +150,7 @@ public final class ChatServer: Sendable {
         context.logger.info("shutting down: \(reason)")
         for task in periodicTasks { task.cancel() }
         try? await listener.close()
+        try? await metricsListener?.close()
         // Commit what was handed in, then let it reach the rooms and, one hop later, the members.
         try? await context.database.waitForPendingWrites()
         await barrier()

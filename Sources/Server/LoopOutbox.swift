@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import Synchronization
 
@@ -18,9 +19,11 @@ final class LoopOutbox: Sendable {
 
     private let state = Mutex(State())
     private let loop: any EventLoop
+    private let deliveries: CoreMetrics.Counter
 
-    init(loop: any EventLoop) {
+    init(loop: any EventLoop, deliveries: CoreMetrics.Counter) {
         self.loop = loop
+        self.deliveries = deliveries
     }
 
     func post(_ item: Item) {
@@ -40,7 +43,9 @@ final class LoopOutbox: Sendable {
             return state.items
         }
         var touched: [Session] = []
+        var delivered = 0
         for item in items {
+            delivered += item.members.count * item.broadcast.messageCount
             for member in item.members {
                 if let session = member.deliver(item.broadcast), !session.isAwaitingFlush {
                     session.isAwaitingFlush = true
@@ -52,5 +57,7 @@ final class LoopOutbox: Sendable {
             session.isAwaitingFlush = false
             session.flush()
         }
+        // One atomic add per drain, however many members and messages.
+        if delivered > 0 { deliveries.increment(by: delivered) }
     }
 }

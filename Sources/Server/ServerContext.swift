@@ -29,6 +29,7 @@ final class ServerContext: Sendable {
     let threadPool: NIOThreadPool
     let registry = SessionRegistry()
     let passwordChecker = PasswordChecker()
+    let metrics: ServerMetrics
     let loginThrottle = LoginThrottle()
     let admission: Admission
     /// New user names per IP address, and rooms created per user, in the last hour.
@@ -48,13 +49,21 @@ final class ServerContext: Sendable {
         self.configuration = configuration
         self.reloadable = Mutex(ReloadableSettings(configuration))
         self.admission = Admission(limits: configuration.limits)
+        let metrics = ServerMetrics(enabled: configuration.metrics.enabled)
+        self.metrics = metrics
+        if configuration.metrics.enabled {
+            database.observeCommits { jobs, seconds in
+                metrics.commitBatchSize.record(jobs)
+                metrics.commitLatency.recordNanoseconds(Int64(seconds * 1e9))
+            }
+        }
         self.roomCount = Atomic(0)
         self.database = database
         self.logger = logger
         let loops = Array(group.makeIterator())
         self.loops = loops
         self.threadPool = threadPool
-        self.outboxes = loops.map { LoopOutbox(loop: $0) }
+        self.outboxes = loops.map { LoopOutbox(loop: $0, deliveries: metrics.deliveries) }
         self.configuredRooms = Set(configuration.rooms.preset + [configuration.rooms.defaultRoom])
         // Written once here, before any other thread can see this object.
         let watermark = try database.newestMessageID()
@@ -165,10 +174,12 @@ final class ServerContext: Sendable {
             ServerFrame.message(message, re: re, into: &copy)
             acknowledgement = copy
         }
-        for session in registry.sessions(holding: [message.from, message.to ?? message.from]) {
+        let sessions = registry.sessions(holding: [message.from, message.to ?? message.from])
+        for session in sessions {
             let bytes = session.id == senderSessionID ? acknowledgement ?? frame : frame
             session.eventLoop.execute { session.writeDirect(bytes) }
         }
+        metrics.deliveries.increment(by: sessions.count)
     }
 
     /// Every room with its live member count and stored message count.

@@ -19,6 +19,7 @@ extension Session {
             }
             guard let password, constantTimeEquals(password, required) else {
                 let failures = server.loginThrottle.recordFailure(address: address, account: nil)
+                server.metrics.authFailures.increment()
                 // One line per failure until the address is throttled, then one saying so: a
                 // guessing run cannot flood the log.
                 if failures < LoginThrottle.failuresPerAddress {
@@ -94,6 +95,7 @@ extension Session {
                     claimAndRecordLogin(name: name, asAccount: true, re: re)
                 } else {
                     server.loginThrottle.recordFailure(address: address, account: name)
+                    server.metrics.authFailures.increment()
                     server.logger.notice("wrong account password for \(name) from \(peer)")
                     loginFailed(name: name, message: "wrong account password for \(name)", re: re)
                 }

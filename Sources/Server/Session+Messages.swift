@@ -24,6 +24,7 @@ extension Session {
             settle()
             switch result {
             case .success(let committed):
+                server.metrics.messagesStored.increment()
                 let message = ChatMessage(id: committed.id, timestamp: committed.timestamp, room: room.name,
                                           from: user.name, kind: kind, text: text)
                 server.dispatcher.dispatch(CommittedDelivery(message: message, senderSessionID: sessionID, re: re), toShard: shardIndex)
@@ -49,6 +50,7 @@ extension Session {
             settle()
             switch result {
             case .success(let committed):
+                server.metrics.messagesStored.increment()
                 let message = ChatMessage(id: committed.message.id, timestamp: committed.message.timestamp, room: "",
                                           from: user.name, to: committed.recipient.name, kind: kind, text: text)
                 server.deliverDirect(message, senderSessionID: sessionID, re: re)
@@ -71,6 +73,7 @@ extension Session {
             let allowed = limiter.take(now: .now())
             rateLimiter = limiter
             guard allowed else {
+                server.metrics.rateLimited.increment()
                 output?.sendError(ProtocolError(.rateLimited, "too many messages: slow down (the message was not stored)", re: re))
                 return false
             }

@@ -49,6 +49,7 @@ extension Session {
         let database = server.database
         let boundary = acceptance.boundary
         let pendingMarker = acceptance.pendingMarker
+        let replayStarted = NIODeadline.now()
         let future = server.threadPool.runIfActive(eventLoop: eventLoop) { () throws -> HistorySlice in
             switch replay {
             case .after(let id):
@@ -77,6 +78,7 @@ extension Session {
             subscription.finishReplay {
                 output?.sendHistory(re: nil, room: room.name, slice: slice)
             }
+            server.metrics.replayLatency.recordNanoseconds((NIODeadline.now() - replayStarted).nanoseconds)
             // Later requests wait for the replay, so `history` always follows `joined`.
             resume()
         }

@@ -218,6 +218,7 @@ final class Session: @unchecked Sendable {
     func slowConsumer() {
         guard !isClosedPhase else { return }
         server.logger.notice("slow consumer \(userName.isEmpty ? peer : userName): disconnected")
+        server.metrics.slowConsumerDisconnects.increment()
         output?.sendError(ProtocolError(.slowConsumer, "you read too slowly: more than \(server.configuration.limits.maxOutboundBytes) bytes were waiting"))
         close()
     }

@@ -75,6 +75,11 @@ final class SessionRegistry: Sendable {
         }
     }
 
+    /// Logged-in sessions (for metrics).
+    var sessionCount: Int {
+        names.withLock { names in names.values.reduce(0) { $0 + $1.sessions.count } }
+    }
+
     /// Every session holding one of `names`, each once.
     func sessions(holding users: [String]) -> [Session] {
         let keys = Set(users.map(Names.userKey))

@@ -92,6 +92,14 @@ public final class ChatDatabase: Sendable {
         checkpointer?.stop()
     }
 
+    /// Calls `observe` with the number of jobs and the seconds of every group commit (metrics).
+    public func observeCommits(_ observe: @escaping @Sendable (_ jobs: Int, _ seconds: Double) -> Void) {
+        committer.observeCommits(observe)
+    }
+
+    /// Writes waiting for the next group commit.
+    public var writerQueueDepth: Int { committer.queueDepth }
+
     /// Returns once everything handed to the writer before this call is committed.
     public func waitForPendingWrites() async throws {
         try await committer.run { _, _ in }

@@ -27,6 +27,15 @@ final class GroupCommitter: Sendable {
 
     private let writer: any DatabaseWriter
     private let state = Mutex(State())
+    /// Told the size and duration of every committed batch (metrics).
+    private let observer = Mutex<(@Sendable (_ jobs: Int, _ seconds: Double) -> Void)?>(nil)
+
+    func observeCommits(_ observe: @escaping @Sendable (_ jobs: Int, _ seconds: Double) -> Void) {
+        observer.withLock { $0 = observe }
+    }
+
+    /// Jobs waiting for the next transaction.
+    var queueDepth: Int { state.withLock { $0.pending.count } }
     private let queue = DispatchQueue(label: "chat.storage.group-commit")
 
     init(writer: any DatabaseWriter) {
@@ -99,8 +108,12 @@ final class GroupCommitter: Sendable {
                 return state.lastTimestamp
             }
             do {
+                let started = DispatchTime.now().uptimeNanoseconds
                 try writer.write { db in
                     for job in batch { job.perform(db, timestamp) }
+                }
+                if let observe = observer.withLock({ $0 }) {
+                    observe(batch.count, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
                 }
                 for job in batch { job.finish(nil) }
             } catch {

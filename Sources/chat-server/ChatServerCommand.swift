@@ -88,12 +88,13 @@ struct ChatServerCommand: AsyncParsableCommand {
         if settings.irc.enabled {
             logger.warning("irc.enabled is set, but this build has no IRC listener yet: only the native protocol is served")
         }
-        for (key, isSet) in [("web.enabled", settings.web.enabled), ("metrics.enabled", settings.metrics.enabled),
-                             ("database.postgres", settings.database.postgres != nil)] where isSet {
+        for (key, isSet) in [("web.enabled", settings.web.enabled), ("database.postgres", settings.database.postgres != nil)] where isSet {
             logger.warning("\(key) is set, but this build does not serve it yet: it is ignored")
         }
         if tls != nil { logger.info("TLS on \(server.host):\(server.port) with \(settings.tls.certificate ?? "")") }
-        FileHandle.standardOutput.write(Data("listening on \(server.host):\(server.port)\n".utf8))
+        var listening = "listening on \(server.host):\(server.port)\n"
+        if let metricsPort = server.metricsPort { listening += "metrics listening on \(settings.metrics.host):\(metricsPort)\n" }
+        FileHandle.standardOutput.write(Data(listening.utf8))
         let reload = handleReloadSignals(server: server, configuration: config, logger: logger)
         defer { reload.forEach { $0.cancel() } }
 

@@ -7,7 +7,7 @@ import Testing
 /// Runs a shell command line to completion; returns its status and standard output.
 func shell(_ command: String) throws -> (status: Int32, out: String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
     process.arguments = ["-c", command]
     let out = Pipe()
     process.standardOutput = out

@@ -1,0 +1,76 @@
+import CoreMetrics
+import Foundation
+import Prometheus
+
+/// What the server counts for operators (`metrics.enabled`), recorded through swift-metrics into
+/// a Prometheus registry of this server's own. Counters are bumped where the work happens, once
+/// per batch on the hot paths (one add per outbox drain for deliveries); gauges (connections,
+/// sessions, rooms, the writer's queue, memory) are read when `/metrics` is scraped, so they cost
+/// nothing in between. With metrics off the factory is swift-metrics' no-op one.
+final class ServerMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry?
+    let messagesStored: CoreMetrics.Counter
+    let deliveries: CoreMetrics.Counter
+    let commitBatchSize: CoreMetrics.Recorder
+    let commitLatency: CoreMetrics.Timer
+    let replayLatency: CoreMetrics.Timer
+    let slowConsumerDisconnects: CoreMetrics.Counter
+    let rateLimited: CoreMetrics.Counter
+    let authFailures: CoreMetrics.Counter
+    private let connections: CoreMetrics.Gauge
+    private let sessions: CoreMetrics.Gauge
+    private let rooms: CoreMetrics.Gauge
+    private let writerQueue: CoreMetrics.Gauge
+    private let memory: CoreMetrics.Gauge
+
+    init(enabled: Bool) {
+        let factory: any MetricsFactory
+        if enabled {
+            let registry = PrometheusCollectorRegistry()
+            var prometheus = PrometheusMetricsFactory(registry: registry)
+            prometheus.defaultDurationHistogramBuckets = [
+                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .milliseconds(500), .seconds(1),
+            ]
+            prometheus.valueHistogramBuckets["chat_commit_batch_size"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+            self.registry = registry
+            factory = prometheus
+        } else {
+            registry = nil
+            factory = NOOPMetricsHandler.instance
+        }
+        messagesStored = CoreMetrics.Counter(label: "chat_messages_stored_total", factory: factory)
+        deliveries = CoreMetrics.Counter(label: "chat_deliveries_total", factory: factory)
+        commitBatchSize = CoreMetrics.Recorder(label: "chat_commit_batch_size", factory: factory)
+        commitLatency = CoreMetrics.Timer(label: "chat_commit_seconds", factory: factory)
+        replayLatency = CoreMetrics.Timer(label: "chat_replay_seconds", factory: factory)
+        slowConsumerDisconnects = CoreMetrics.Counter(label: "chat_disconnects_total", dimensions: [("reason", "slow_consumer")], factory: factory)
+        rateLimited = CoreMetrics.Counter(label: "chat_rate_limited_total", factory: factory)
+        authFailures = CoreMetrics.Counter(label: "chat_auth_failures_total", factory: factory)
+        connections = CoreMetrics.Gauge(label: "chat_connections", dimensions: [("transport", "native")], factory: factory)
+        sessions = CoreMetrics.Gauge(label: "chat_logged_in_sessions", factory: factory)
+        rooms = CoreMetrics.Gauge(label: "chat_rooms", factory: factory)
+        writerQueue = CoreMetrics.Gauge(label: "chat_writer_queue_depth", factory: factory)
+        memory = CoreMetrics.Gauge(label: "process_resident_memory_bytes", factory: factory)
+    }
+
+    /// The Prometheus text exposition, gauges read now.
+    func scrape(connections: Int, sessions: Int, rooms: Int, writerQueue: Int) -> [UInt8] {
+        guard let registry else { return [] }
+        self.connections.record(connections)
+        self.sessions.record(sessions)
+        self.rooms.record(rooms)
+        self.writerQueue.record(writerQueue)
+        if let resident = Self.residentBytes() { memory.record(resident) }
+        return registry.emitToBuffer()
+    }
+
+    /// Resident memory from /proc/self/statm (pages).
+    private static func residentBytes() -> Int? {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}

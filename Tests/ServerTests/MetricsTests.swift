@@ -1,0 +1,104 @@
+import ChatTestSupport
+import Foundation
+import Storage
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One HTTP/1.1 GET to 127.0.0.1:`port`; the status code and the body.
+func httpGet(port: Int, path: String, method: String = "GET") throws -> (status: Int, body: String) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 30, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    var response: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count <= 0 { break }
+        response += chunk[..<count]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EPROTO) }
+    let statusLine = text[..<split.lowerBound].split(separator: "\r\n").first ?? ""
+    let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
+    return (status, String(text[split.upperBound...]))
+}
+
+/// Prometheus text exposition, parsed: sample name with labels → value. Throws on any line
+/// that is neither a comment nor a well-formed sample.
+func parsePrometheus(_ text: String) throws -> [String: Double] {
+    struct Malformed: Error, CustomStringConvertible { let description: String }
+    var samples: [String: Double] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") && !line.isEmpty {
+        guard let space = line.lastIndex(of: " ") else { throw Malformed(description: "no value: \(line)") }
+        let name = String(line[..<space])
+        let valueText = line[line.index(after: space)...]
+        guard let first = name.first, first.isLetter || first == "_" || first == ":",
+              name.prefix(while: { $0 != "{" }).allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" }),
+              !name.contains("{") || name.hasSuffix("}"),
+              let value = Double(valueText) ?? (valueText == "+Inf" ? .infinity : nil) else {
+            throw Malformed(description: "not a sample: \(line)")
+        }
+        samples[name] = value
+    }
+    return samples
+}
+
+@Suite struct MetricsTests {
+    @Test func metricsAreServedAsPrometheusTextOnTheirOwnListener() async throws {
+        try await withServer({ $0.metrics.enabled = true; $0.metrics.port = 0 }) { server in
+            let port = try #require(server.server.metricsPort)
+            #expect(port != server.port)
+            try server.database.addAccount(name: "owner", password: try PasswordHash.make(password: "right password"))
+            #expect(try server.client().loginAnswer("owner", accountPassword: "wrong password").code == "auth_failed")
+            let alice = try server.user("alice")
+            let bob = try server.user("bob")
+            try alice.join("lobby")
+            try bob.join("lobby")
+            for index in 0..<5 { try alice.say("message \(index)") }
+            // Bob's acknowledgement comes after the room's five messages; alice's copy after her acks.
+            _ = try bob.request(["type": "say", "to": "alice", "text": "direct"])
+            #expect(try alice.next("message").text == "direct")
+
+            let (status, body) = try httpGet(port: port, path: "/metrics")
+            #expect(status == 200)
+            let samples = try parsePrometheus(body)
+            #expect(samples["chat_messages_stored_total"] == 6)
+            #expect((samples["chat_deliveries_total"] ?? 0) >= 12, "5 messages to 2 members, a DM to 2 sessions")
+            #expect(samples["chat_auth_failures_total"] == 1)
+            #expect(samples[#"chat_connections{transport="native"}"#] == 2)
+            #expect(samples["chat_logged_in_sessions"] == 2)
+            #expect(samples["chat_rooms"] == 1)
+            #expect((samples["chat_commit_seconds_count"] ?? 0) >= 1)
+            #expect((samples["chat_commit_batch_size_count"] ?? 0) >= 1)
+            #expect((samples["chat_replay_seconds_count"] ?? 0) == 2)
+            #expect(samples["chat_writer_queue_depth"] != nil)
+            #expect((samples["process_resident_memory_bytes"] ?? 0) > 1_000_000)
+            #expect(body.contains("# TYPE chat_messages_stored_total counter"))
+
+            #expect(try httpGet(port: port, path: "/").status == 404)
+            #expect(try httpGet(port: port, path: "/metrics", method: "POST").status == 405)
+            let chat = try server.client()
+            #expect(try chat.next().type == "greeting", "the chat listener is not the metrics one")
+        }
+    }
+
+    @Test func withMetricsOffThereIsNoListener() async throws {
+        try await withServer { server in
+            #expect(server.server.metricsPort == nil)
+        }
+    }
+}

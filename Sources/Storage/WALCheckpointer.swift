@@ -7,9 +7,10 @@ import Synchronization
 /// and fsyncs both files, and on a real disk that stalled the group-commit writer, and so every
 /// message waiting for it, for up to half a second (docs/performance.md). The writer's automatic
 /// checkpoints are off instead, and a connection of this type's own runs a PASSIVE checkpoint
-/// (which never waits for readers or the writer) a few times a second on a thread of its own.
+/// (which never waits for readers or the writer) once a second on a thread of its own (every
+/// 250 ms made more fsyncs and a worse DM p99: 3.7-6.9 ms against 2.2-3.6 ms).
 final class WALCheckpointer: Sendable {
-    static let interval = DispatchTimeInterval.milliseconds(250)
+    static let interval = DispatchTimeInterval.seconds(1)
 
     private let connection: DatabaseQueue
     private let queue = DispatchQueue(label: "chat.storage.checkpoint", qos: .utility)

@@ -15,7 +15,7 @@ extension Session {
         }
         guard admitMessage(text, re: re) else { return }
         let room = subscription.room
-        let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text)
+        let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text, authorName: user.name)
         let shardIndex = server.shardIndex(forRoom: roomName)
         let sessionID = id
         let server = self.server
@@ -25,6 +25,7 @@ extension Session {
             switch result {
             case .success(let committed):
                 server.metrics.messagesStored.increment()
+                if let author = committed.recreatedAuthor { self?.adoptRecreatedUser(author) }
                 let message = ChatMessage(id: committed.id, timestamp: committed.timestamp, room: room.name,
                                           from: user.name, kind: kind, text: text)
                 server.dispatcher.dispatch(CommittedDelivery(message: message, senderSessionID: sessionID, re: re), toShard: shardIndex)
@@ -51,6 +52,7 @@ extension Session {
             switch result {
             case .success(let committed):
                 server.metrics.messagesStored.increment()
+                if let author = committed.message.recreatedAuthor { self?.adoptRecreatedUser(author) }
                 let message = ChatMessage(id: committed.message.id, timestamp: committed.message.timestamp, room: "",
                                           from: user.name, to: committed.recipient.name, kind: kind, text: text)
                 server.deliverDirect(message, senderSessionID: sessionID, re: re)
@@ -60,6 +62,16 @@ extension Session {
                 server.logger.error("storing a direct message of \(user.name) to \(recipient) failed: \(error)")
                 self?.answerFromWriter(ProtocolError(.internal, "the message could not be stored", re: re))
             }
+        }
+    }
+
+    /// The user record was erased (`chat-admin forget`) while this session was online and made
+    /// again for its next message: later messages and read markers use the new record.
+    private func adoptRecreatedUser(_ user: UserRecord) {
+        eventLoop.execute { [weak self] in
+            guard let self, case .active = phase else { return }
+            phase = .active(user)
+            server.logger.notice("\(user.name) was forgotten while online; the next message made the user again")
         }
     }
 

@@ -215,12 +215,19 @@ final class Session: @unchecked Sendable {
         output?.flush()
     }
 
+    /// How long a slow consumer has to read what was already queued, the `slow_consumer` error
+    /// last, before the connection closes anyway (its backlog is held that long, no longer).
+    static let slowConsumerAllowance = TimeAmount.seconds(10)
+
     func slowConsumer() {
         guard !isClosedPhase else { return }
         server.logger.notice("slow consumer \(userName.isEmpty ? peer : userName): disconnected")
         server.metrics.slowConsumerDisconnects.increment()
-        output?.sendError(ProtocolError(.slowConsumer, "you read too slowly: more than \(server.configuration.limits.maxOutboundBytes) bytes were waiting"))
-        close()
+        // Nothing more is delivered; the error goes after what is queued, and the connection
+        // closes once the client has read it (or after the allowance).
+        end(reason: nil)
+        output?.sendFinalError(ProtocolError(.slowConsumer, "you read too slowly: more than \(server.configuration.limits.maxOutboundBytes) bytes were waiting"),
+                               within: Self.slowConsumerAllowance)
     }
 
     // MARK: Ending

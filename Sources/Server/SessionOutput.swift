@@ -24,6 +24,9 @@ protocol SessionOutput: AnyObject {
     func flush()
     /// Flushes what is written, then closes the connection.
     func close()
+    /// Stops reading, writes `error` after everything already queued, and closes once it has
+    /// reached the client or after `allowance`: a merely slow client still reads why it goes.
+    func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount)
     /// Pauses or resumes reading from the client (flow control while requests are queued).
     func setReading(_ isReading: Bool)
 }

@@ -24,8 +24,17 @@ extension ChatDatabase {
             statement.setUncheckedArguments([recipientName])
             guard let row = try Row.fetchOne(statement) else { throw StorageError.noSuchUser(name: recipientName) }
             let recipient = UserRecord(id: row[0], name: row[1])
-            let room = try Self.ensureConversation(sender.id, recipient.id, timestamp: timestamp, db)
-            let message = try Self.insert(MessageDraft(roomID: room.id, userID: sender.id, kind: kind, text: text), timestamp: timestamp, db)
+            // The sender's record may have been erased (`forget`) while it is online: make it again.
+            var author = sender
+            var recreated: UserRecord?
+            if try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)", arguments: [sender.id])! {
+                author = try Self.upsertUser(name: sender.name, timestamp: timestamp, db)
+                recreated = author
+            }
+            let recipientID = Names.userKey(recipient.name) == Names.userKey(sender.name) ? author.id : recipient.id
+            let room = try Self.ensureConversation(author.id, recipientID, timestamp: timestamp, db)
+            var message = try Self.insert(MessageDraft(roomID: room.id, userID: author.id, kind: kind, text: text), timestamp: timestamp, db)
+            message.recreatedAuthor = recreated
             return CommittedDirectMessage(message: message, recipient: recipient)
         }, completion: completion)
     }

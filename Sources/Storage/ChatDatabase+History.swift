@@ -38,27 +38,28 @@ extension ChatDatabase {
         return HistorySlice(messages: messages, more: more)
     }
 
-    /// The oldest `limit` messages of a room newer than `after`, oldest first; `more` is true
-    /// when newer ones exist beyond them.
-    public func oldestMessages(room: RoomRecord, after: Int64, limit: Int) throws -> HistorySlice {
+    /// The oldest `limit` messages of a room with an id in `(after, upTo]`, oldest first; `more`
+    /// is true when newer ones in that range exist beyond them.
+    public func oldestMessages(room: RoomRecord, after: Int64, upTo: Int64 = .max, limit: Int) throws -> HistorySlice {
         var messages = try reader.read { db in
             try Self.fetchMessages(db, room: room, sql: """
                 SELECT m.id, m.ts, m.kind, m.text, u.name
                 FROM messages m CROSS JOIN users u ON u.id = m.user_id
-                WHERE m.room_id = ? AND m.id > ?
+                WHERE m.room_id = ? AND m.id > ? AND m.id <= ?
                 ORDER BY m.id ASC LIMIT ?
-                """, arguments: [room.id, after, max(limit, 0) + 1])
+                """, arguments: [room.id, after, upTo, max(limit, 0) + 1])
         }
         let more = messages.count > limit
         if more { messages.removeLast() }
         return HistorySlice(messages: messages, more: more)
     }
 
-    /// A page of the `history` request: before or after an id.
-    public func historyPage(room: RoomRecord, page: HistoryPage, limit: Int) throws -> HistorySlice {
+    /// A page of the `history` request: before or after an id; an `after` page stops at
+    /// `afterLimit` (a member's join boundary: what came later reached it live).
+    public func historyPage(room: RoomRecord, page: HistoryPage, limit: Int, afterLimit: Int64 = .max) throws -> HistorySlice {
         switch page {
         case .before(let id): try newestMessages(room: room, upTo: id == .max ? .max : id - 1, limit: limit)
-        case .after(let id): try oldestMessages(room: room, after: id, limit: limit)
+        case .after(let id): try oldestMessages(room: room, after: id, upTo: afterLimit, limit: limit)
         }
     }
 

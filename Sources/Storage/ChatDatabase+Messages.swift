@@ -7,19 +7,32 @@ public struct MessageDraft: Sendable, Equatable {
     public var userID: Int64
     public var kind: MessageKind
     public var text: String
+    /// The author's name: when the user record is gone (`chat-admin forget` while the author
+    /// is online), the message is stored under a new record of that name instead of failing.
+    public var authorName: String?
 
-    public init(roomID: Int64, userID: Int64, kind: MessageKind, text: String) {
+    public init(roomID: Int64, userID: Int64, kind: MessageKind, text: String, authorName: String? = nil) {
         self.roomID = roomID
         self.userID = userID
         self.kind = kind
         self.text = text
+        self.authorName = authorName
     }
 }
 
-/// What the commit gave a message: its id and time.
+/// What the commit gave a message: its id and time (and the author's record, when it had to
+/// be made again).
 public struct CommittedMessage: Sendable, Equatable {
     public var id: Int64
     public var timestamp: Int64
+    /// Set when the author's user record had been erased and was created anew.
+    public var recreatedAuthor: UserRecord?
+
+    public init(id: Int64, timestamp: Int64, recreatedAuthor: UserRecord? = nil) {
+        self.id = id
+        self.timestamp = timestamp
+        self.recreatedAuthor = recreatedAuthor
+    }
 }
 
 extension ChatDatabase {
@@ -45,7 +58,20 @@ extension ChatDatabase {
         let statement = try db.cachedStatement(
             sql: "INSERT INTO messages (room_id, user_id, kind, ts, text) VALUES (?, ?, ?, ?, ?)")
         statement.setUncheckedArguments([draft.roomID, draft.userID, draft.kind.rawValue, timestamp, draft.text])
-        try statement.execute()
+        do {
+            try statement.execute()
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
+            // Only the failed statement was undone; the batch's transaction goes on.
+            guard let name = draft.authorName, try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)",
+                                                                  arguments: [draft.userID])! else { throw error }
+            let author = try upsertUser(name: name, timestamp: timestamp, db)
+            var retry = draft
+            retry.userID = author.id
+            retry.authorName = nil
+            var committed = try insert(retry, timestamp: timestamp, db)
+            committed.recreatedAuthor = author
+            return committed
+        }
         return CommittedMessage(id: db.lastInsertedRowID, timestamp: timestamp)
     }
 

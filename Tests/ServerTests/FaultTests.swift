@@ -121,3 +121,58 @@ import Testing
         }
     }
 }
+
+@Suite struct ForgetWhileOnlineTests {
+    /// `chat-admin forget` erases a user who is still online: its next messages are stored under
+    /// a new record of the same name instead of failing with `internal`.
+    @Test func aForgottenUserWhoIsOnlineCanStillTalk() async throws {
+        try await withServer { server in
+            let alice = try server.user("alice")
+            try alice.join("lobby")
+            _ = try alice.say("before")
+            _ = try server.user("bob")
+            #expect(try server.database.forgetUser(named: "alice").messages == 1)
+            let after = try alice.say("after")
+            #expect(after.type == "message" && after.from == "alice")
+            let direct = try alice.request(["type": "say", "to": "bob", "text": "still me"])
+            #expect(direct.type == "message", "\(direct)")
+            #expect(try server.database.countMessages() == 2)
+            #expect(try server.database.user(named: "alice") != nil)
+        }
+    }
+}
+
+@Suite struct SlowConsumerNoticeTests {
+    /// A client that falls behind is dropped, but if it is merely slow it still reads what was
+    /// queued and then the `slow_consumer` error, last.
+    @Test func aMerelySlowClientReadsTheSlowConsumerErrorLast() async throws {
+        try await withServer({ $0.limits.maxOutboundBytes = 256 * 1024 }) { server in
+            let slow = try LineClient(port: server.port, receiveBuffer: 4096)
+            try slow.login("slow")
+            try slow.join("lobby")
+            let sender = try server.user("sender")
+            try sender.join("lobby")
+            // Messages until the slow client, which reads nothing yet, has more waiting than its
+            // socket buffers and the limit hold and is dropped: its departure (presence) tells.
+            // Each message waits for its acknowledgement, so the sender never falls behind.
+            let text = String(repeating: "x", count: 1000)
+            var dropped = false
+            var sent = 0
+            while !dropped, sent < 50_000 {
+                sender.send(["type": "say", "room": "lobby", "text": "\(sent) \(text)", "id": sent])
+                while true {
+                    let frame = try sender.next()
+                    if frame.type == "presence", frame.value["name"]?.stringValue == "slow" { dropped = true }
+                    if frame.re == .integer(Int64(sent)) { break }
+                }
+                sent += 1
+            }
+            #expect(dropped)
+            // Now it reads: the backlog, then the error, then the end.
+            let frames = try slow.readUntilClosed()
+            #expect(frames.last?.code == "slow_consumer", "last: \(frames.last.map(\.line) ?? "none")")
+            #expect(frames.dropLast().allSatisfy { $0.type == "message" || $0.type == "presence" })
+            #expect(frames.count > 10, "it read the backlog first")
+        }
+    }
+}

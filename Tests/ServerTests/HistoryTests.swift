@@ -95,6 +95,28 @@ import Testing
         }
     }
 
+    /// Paging forward with `after` stops where live delivery began: what a member got live is
+    /// never sent again in a page.
+    @Test func afterPagesStopWhereLiveDeliveryBegan() async throws {
+        try await withServer { server in
+            let before = try fill(server, count: 6)
+            let reader = try server.user("reader")
+            try reader.join("lobby", extra: ["history": 0])
+            let writer = try server.user("writer")
+            try writer.join("lobby")
+            let live = try (0..<3).map { try writer.say("live \($0)").id ?? -1 }
+            var received: [Int64] = []
+            while received.count < live.count { received.append(try #require(try reader.next("message").id)) }
+            #expect(received == live)
+            let page = try reader.request(["type": "history", "room": "lobby", "after": before[1], "limit": 100])
+            #expect(page.messageIDs == Array(before[2...]), "the page ends at the join; the live ones are not repeated")
+            #expect(page.more == false)
+            let small = try reader.request(["type": "history", "room": "lobby", "after": before[1], "limit": 2])
+            #expect(small.messageIDs == Array(before[2...3]))
+            #expect(small.more == true)
+        }
+    }
+
     @Test func historyRequestsPageBothWays() async throws {
         try await withServer({ $0.history.maxReplay = 8 }) { server in
             let ids = try fill(server, count: 20)

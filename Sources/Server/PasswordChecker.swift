@@ -6,19 +6,24 @@ import Synchronization
 import Glibc
 #endif
 
-/// Hashes and checks account passwords on threads of their own, never on an event loop: a
-/// storm of logins queues here, one hash per thread at a time, while chat goes on. The threads
-/// run only on CPU time nothing else wants (SCHED_IDLE), so a burst of hashing cannot delay
-/// messages, and the queue is bounded: past `maximumQueued` waiting requests, new ones are
-/// refused at once.
+/// Hashes and checks account passwords on a thread of its own, never on an event loop: a
+/// storm of logins queues here, one hash at a time, while chat goes on. The thread runs under
+/// SCHED_IDLE, only on CPU time nothing else wants, so hashing never preempts an event loop;
+/// but a machine that stays busy would then starve logins for as long as it is busy, so once
+/// a check has taken `patience` without finishing, the thread is raised to normal priority
+/// until it catches up. The queue is bounded: past `maximumQueued` waiting checks, new ones
+/// are refused at once.
 final class PasswordChecker: Sendable {
     static let maximumQueued = 64
+    static let patience = TimeAmount.milliseconds(250)
 
     private let pool: NIOThreadPool
     private let queued = Atomic<Int>(0)
+    /// The hashing thread (to raise its priority from outside) and whether it is raised.
+    private let thread = Mutex<(handle: pthread_t?, isRaised: Bool)>((nil, false))
 
-    init(threads: Int = 1) {
-        pool = NIOThreadPool(numberOfThreads: threads)
+    init() {
+        pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
     }
 
@@ -37,21 +42,49 @@ final class PasswordChecker: Sendable {
             queued.wrappingSubtract(1, ordering: .relaxed)
             return nil
         }
+        // If this check has not finished after `patience`, the idle-priority thread is starved
+        // (waiting, or descheduled halfway): raise it, from this loop's thread, until the queue
+        // is empty again.
+        let watchdog = eventLoop.scheduleTask(in: Self.patience) { [self] in raise() }
         return pool.runIfActive(eventLoop: eventLoop) { [self] in
-            Self.lowerThisThreadsPriority
+            adoptPriority()
             defer { queued.wrappingSubtract(1, ordering: .relaxed) }
             return try work()
-        }
+        }.always { _ in watchdog.cancel() }
     }
 
-    /// The calling pool thread runs under SCHED_IDLE: only when no other thread of the machine
-    /// wants the CPU, so hashing never preempts an event loop (a nice value only weights the
-    /// share, and 20 hashes a second still added milliseconds to a busy room's p99). On Linux
-    /// the policy is per thread; `pid` 0 is the calling thread. One system call per hash.
-    private static var lowerThisThreadsPriority: Void {
+    /// Called on the hashing thread before each check: remembers the thread, and goes back to
+    /// SCHED_IDLE once nothing is waiting behind this check.
+    private func adoptPriority() {
+        #if os(Linux)
+        let backlog = queued.load(ordering: .relaxed) > 1
+        thread.withLock { thread in
+            thread.handle = pthread_self()
+            if thread.isRaised && !backlog {
+                thread.isRaised = false
+                Self.setPolicy(pthread_self(), raised: false)
+            } else if !thread.isRaised {
+                Self.setPolicy(pthread_self(), raised: false)
+            }
+        }
+        #endif
+    }
+
+    private func raise() {
+        #if os(Linux)
+        thread.withLock { thread in
+            guard let handle = thread.handle, !thread.isRaised else { return }
+            thread.isRaised = true
+            Self.setPolicy(handle, raised: true)
+        }
+        #endif
+    }
+
+    /// SCHED_IDLE, or the normal SCHED_OTHER when raised; per thread on Linux.
+    private static func setPolicy(_ handle: pthread_t, raised: Bool) {
         #if os(Linux)
         var parameters = sched_param(sched_priority: 0)
-        _ = sched_setscheduler(0, schedIdle, &parameters)
+        _ = pthread_setschedparam(handle, raised ? Int32(SCHED_OTHER) : schedIdle, &parameters)
         #endif
     }
 

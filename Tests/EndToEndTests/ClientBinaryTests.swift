@@ -176,7 +176,7 @@ final class TmuxTerminal: @unchecked Sendable {
     }
 
     /// Waits until the screen shows `text`.
-    func waitFor(_ text: String, timeout: Double = 20) async throws -> String {
+    func waitFor(_ text: String, timeout: Double = 60) async throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let screen = try screen()

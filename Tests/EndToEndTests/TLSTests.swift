@@ -39,7 +39,7 @@ func servedSubject(port: Int) throws -> String {
         let scratch = try Scratch()
         try makeCertificate(in: scratch, name: "server", commonName: "first")
         try scratch.write("config.json", #"""
-            {"server":{"tls":true},"tls":{"certificate":"server.pem","key":"server-key.pem"},"log":{"messages":false}}
+            {"server":{"tls":true},"tls":{"certificate":"server.pem","key":"server-key.pem"},"limits":{"loginTimeoutSeconds":0},"log":{"messages":false}}
             """#)
         let server = try ServerProcess(config: scratch.file("config.json"))
         let port = String(server.port)
@@ -66,7 +66,7 @@ func servedSubject(port: Int) throws -> String {
         let scratch = try Scratch()
         try makeCertificate(in: scratch, name: "server", commonName: "first")
         try scratch.write("config.json", #"""
-            {"server":{"tls":true},"tls":{"certificate":"server.pem","key":"server-key.pem"},"log":{"messages":false}}
+            {"server":{"tls":true},"tls":{"certificate":"server.pem","key":"server-key.pem"},"limits":{"loginTimeoutSeconds":0},"log":{"messages":false}}
             """#)
         let server = try ServerProcess(config: scratch.file("config.json"))
         #expect(try servedSubject(port: server.port).contains("first"))

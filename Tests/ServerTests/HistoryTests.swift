@@ -162,17 +162,22 @@ import Testing
                 return client
             }
             // Senders keep going until every join is done and then send one more each, so every
-            // join happens while messages commit, however slow the machine (at most 30,000
-            // each, under the replay cap). The joins start only once messages are flowing.
+            // join happens while messages commit, however slow the machine. Each stays at most
+            // 300 messages ahead of the joins, so the volume (and the joiners' reading) does not
+            // grow with how slow the joins are. The joins start once messages are flowing.
             let joinsDone = Atomic(false)
+            let joinsCompleted = Atomic(0)
             let sending = senders.enumerated().map { index, sender in
                 BackgroundThread {
                     var sent = 0
                     var sentAfterJoins = false
                     // Closed loop, as a real client: each message waits for its acknowledgement.
-                    while sent < 30_000 {
+                    while !sentAfterJoins {
                         let joinsWereDone = joinsDone.load(ordering: .relaxed)
-                        if sentAfterJoins { break }
+                        if !joinsWereDone && sent >= 300 * (joinsCompleted.load(ordering: .relaxed) + 2) {
+                            usleep(1_000) // waiting for the next join to complete
+                            continue
+                        }
                         try sender.say("s\(index)-\(sent)", in: "busy")
                         sent += 1
                         sentAfterJoins = joinsWereDone
@@ -186,6 +191,7 @@ import Testing
                 let joiner = try server.user("joiner\(index)")
                 let history = try joiner.join("busy").history
                 joiners.append((joiner, history.messageIDs))
+                joinsCompleted.wrappingAdd(1, ordering: .relaxed)
             }
             joinsDone.store(true, ordering: .relaxed)
             var total = 0

@@ -53,11 +53,12 @@ final class LoopOutbox: Sendable {
                 }
             }
         }
+        // One atomic add per drain, however many members and messages; before the flush, so a
+        // scrape never lags what a client has seen.
+        if delivered > 0 { deliveries.increment(by: delivered) }
         for session in touched {
             session.isAwaitingFlush = false
             session.flush()
         }
-        // One atomic add per drain, however many members and messages.
-        if delivered > 0 { deliveries.increment(by: delivered) }
     }
 }

@@ -175,11 +175,12 @@ final class ServerContext: Sendable {
             acknowledgement = copy
         }
         let sessions = registry.sessions(holding: [message.from, message.to ?? message.from])
+        // Counted before it is written, so a scrape never lags what a client has seen.
+        metrics.deliveries.increment(by: sessions.count)
         for session in sessions {
             let bytes = session.id == senderSessionID ? acknowledgement ?? frame : frame
             session.eventLoop.execute { session.writeDirect(bytes) }
         }
-        metrics.deliveries.increment(by: sessions.count)
     }
 
     /// Every room with its live member count and stored message count.

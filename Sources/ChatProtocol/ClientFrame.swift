@@ -120,9 +120,9 @@ public struct ClientFrame: Sendable, Equatable {
             case .some(let other):
                 throw ProtocolError(.badRequest, "field 'kind' must be \"text\" or \"action\", got \"\(other)\"", re: fields.re)
             }
-            request = .say(try fields.target(), text: try fields.string("text"), kind: kind)
+            request = .say(try fields.target(userKey: "to"), text: try fields.string("text"), kind: kind)
         case "history":
-            let target = try fields.target()
+            let target = try fields.target(userKey: "with")
             let before = try fields.optionalInteger("before", minimum: 0)
             let after = try fields.optionalInteger("after", minimum: 0)
             let limit = try fields.optionalInteger("limit", minimum: 1)
@@ -187,9 +187,8 @@ private struct Fields {
         return text
     }
 
-    /// `room` or `to`/`with` (a user), exactly one of them.
-    func target() throws(ProtocolError) -> MessageTarget {
-        let userKey = object["type"] == .string("say") ? "to" : "with"
+    /// `room` or the user field `userKey` (`to` in `say`, `with` in `history`), exactly one.
+    func target(userKey: String) throws(ProtocolError) -> MessageTarget {
         let room = try optionalString("room")
         let user = try optionalString(userKey)
         switch (room, user) {

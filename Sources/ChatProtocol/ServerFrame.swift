@@ -59,20 +59,14 @@ public enum ServerFrame {
             buffer.writeStaticString(#","with":"#)
             buffer.writeJSONString(user)
         }
-        buffer.writeStaticString(#","messages":"#)
-        writeMessageArray(messages, into: &buffer)
-        buffer.writeStaticString(#","more":"#)
-        buffer.writeStaticString(more ? "true}\n" : "false}\n")
+        writeMessagesAndEnd(messages, more: more, into: &buffer)
     }
 
     /// The answer to `search`: matches newest first.
     public static func search(re: RequestID?, messages: [ChatMessage], more: Bool, into buffer: inout ByteBuffer) {
         buffer.writeStaticString(#"{"type":"search""#)
         writeRe(re, into: &buffer)
-        buffer.writeStaticString(#","messages":"#)
-        writeMessageArray(messages, into: &buffer)
-        buffer.writeStaticString(#","more":"#)
-        buffer.writeStaticString(more ? "true}\n" : "false}\n")
+        writeMessagesAndEnd(messages, more: more, into: &buffer)
     }
 
     /// One row of a `conversations` answer.
@@ -107,6 +101,14 @@ public enum ServerFrame {
         buffer.writeStaticString(#","name":"#)
         buffer.writeJSONString(name)
         buffer.writeStaticString("}\n")
+    }
+
+    /// `"messages":[...],"more":…}` and the newline: how `history` and `search` frames end.
+    private static func writeMessagesAndEnd(_ messages: [ChatMessage], more: Bool, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#","messages":"#)
+        writeMessageArray(messages, into: &buffer)
+        buffer.writeStaticString(#","more":"#)
+        buffer.writeStaticString(more ? "true}\n" : "false}\n")
     }
 
     private static func writeMessageArray(_ messages: [ChatMessage], into buffer: inout ByteBuffer) {

@@ -52,17 +52,42 @@ public final class ChatDatabase: Sendable {
     }
 
     /// Opens an existing database for reading only: safe beside a running server, and never
-    /// creates a missing file.
+    /// creates a missing file. A WAL database in a folder that cannot be written (a read-only
+    /// mount, a backup on a read-only share) is opened as immutable, which SQLite allows without
+    /// the `-shm` file it cannot create, as long as no change waits in the write-ahead log.
     public static func openReadOnly(path: String) throws -> ChatDatabase {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StorageError.databaseNotFound(path: path)
         }
         var configuration = baseConfiguration()
         configuration.readonly = true
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        let pending = try pool.read { db in try Migrations.pending(db) }
+        let reader: any DatabaseWriter
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.read { db in _ = try Row.fetchOne(db, sql: "SELECT 1 FROM sqlite_master LIMIT 1") }
+            reader = pool
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CANTOPEN && !folderIsWritable(of: path) {
+            let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+            guard wal == 0 else { throw StorageError.uncheckpointedInReadOnlyFolder(path: path) }
+            reader = try DatabaseQueue(path: immutableURI(path), configuration: configuration)
+        }
+        let pending = try reader.read { db in try Migrations.pending(db) }
         if !pending.isEmpty { throw StorageError.pendingMigrations(pending) }
-        return ChatDatabase(writer: pool, path: path, isReadOnly: true)
+        return ChatDatabase(writer: reader, path: path, isReadOnly: true)
+    }
+
+    /// Whether this process may create files beside `path` (as SQLite must for `-shm`).
+    private static func folderIsWritable(of path: String) -> Bool {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return access(folder, W_OK) == 0
+    }
+
+    /// `path` as an SQLite URI opening it immutable (URIs are enabled in `sqliteTuning`).
+    private static func immutableURI(_ path: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "?#%")
+        let absolute = URL(fileURLWithPath: path).path
+        return "file:" + (absolute.addingPercentEncoding(withAllowedCharacters: allowed) ?? absolute) + "?immutable=1"
     }
 
     /// A fresh, migrated database in memory.
@@ -75,6 +100,7 @@ public final class ChatDatabase: Sendable {
     /// Process-wide SQLite settings, applied once before the first connection opens.
     private static let sqliteTuning: Void = {
         _ = chat_sqlite_disable_memory_statistics()
+        _ = chat_sqlite_enable_uri_filenames()
     }()
 
     private static func baseConfiguration() -> Configuration {

@@ -14,6 +14,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case accountExists(name: String)
     /// A direct message to a name the database does not know.
     case noSuchUser(name: String)
+    /// A WAL database in a folder this process cannot write, with changes not yet checkpointed
+    /// into the main file: they can be read only where the `-shm` index can be created.
+    case uncheckpointedInReadOnlyFolder(path: String)
 
     public var description: String {
         switch self {
@@ -29,6 +32,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             "the database is closed"
         case .accountExists(let name):
             "\(name) is an account already"
+        case .uncheckpointedInReadOnlyFolder(let path):
+            "\(path) is in a folder that cannot be written and has changes still in its write-ahead log: read it where it can be written, or stop the server that writes it so it checkpoints"
         case .noSuchUser(let name):
             "there is no user \(name)"
         }

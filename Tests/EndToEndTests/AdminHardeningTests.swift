@@ -53,4 +53,45 @@ import Testing
         let good = try admin(["--database", fixture.path, "backup", fixture.scratch.file("copy.sqlite")])
         #expect(good.status == 0, "\(good.err)")
     }
+
+    @Test func readOnlyCommandsReadAWALDatabaseInAFolderThatCannotBeWritten() async throws {
+        let scratch = try Scratch()
+        let folder = scratch.file("archive")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = folder + "/chat.sqlite"
+        do {
+            let database = try ChatDatabase.open(path: path)
+            let user = try await database.recordLogin(name: "alice")
+            let room = try await database.ensureRoom(named: "lobby")
+            _ = try await database.appendMessage(MessageDraft(roomID: room.id, userID: user.id, kind: .text, text: "archived deploy notes"))
+            database.close()
+        }
+        // SQLite cannot create the `-shm` index beside it there. Root writes through permission
+        // bits, so root gets a read-only bind mount in a mount namespace of its own instead.
+        let readOnlyRun: ([String]) throws -> (status: Int32, out: String, err: String)
+        if getuid() == 0 {
+            readOnlyRun = { arguments in
+                let command = ([executable("chat-admin")] + arguments).map { "'\($0)'" }.joined(separator: " ")
+                let script = "mount --bind '\(folder)' '\(folder)' && mount -o remount,bind,ro '\(folder)' && touch '\(folder)/probe' 2>/dev/null && exit 99; exec \(command)"
+                let child = try ChildProcess("/usr/bin/unshare", ["-m", "/bin/sh", "-c", script])
+                let status = child.waitForExit(timeout: 60) ?? -1
+                _ = child.stdout.waitForEnd()
+                _ = child.stderr.waitForEnd()
+                return (status, child.stdout.text, child.stderr.text)
+            }
+        } else {
+            #expect(chmod(folder, 0o555) == 0)
+            readOnlyRun = { try admin($0) }
+        }
+        defer { _ = chmod(folder, 0o755) }
+        let stats = try readOnlyRun(["--database", path, "stats"])
+        #expect(stats.status == 0, "\(stats.err)")
+        #expect(stats.out.contains("messages  1"), "\(stats.out)")
+        let search = try readOnlyRun(["--database", path, "search", "deploy"])
+        #expect(search.status == 0, "\(search.err)")
+        #expect(search.out.contains("archived deploy notes"), "\(search.out)")
+        let export = try readOnlyRun(["--database", path, "export", "--format", "json"])
+        #expect(export.status == 0 && export.out.contains("archived deploy notes"), "\(export.err)")
+        #expect(!FileManager.default.fileExists(atPath: path + "-shm"), "nothing was created beside it")
+    }
 }

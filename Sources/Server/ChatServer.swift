@@ -11,6 +11,11 @@ import Synchronization
 
 /// A running chat server: the listener, its event loops, the rooms and the database.
 public final class ChatServer: Sendable {
+    /// Messages one connection may have handed to the writer and not yet committed. Its next
+    /// requests wait (and its socket is not read) until one commits, so the writer's queue holds
+    /// at most this many of anyone's messages and a flood cannot push everybody else back.
+    public static let maxUncommittedMessagesPerConnection = 32
+
     /// Where the server listens (the real port when configured with port 0).
     public let host: String
     public let port: Int
@@ -56,7 +61,9 @@ public final class ChatServer: Sendable {
                 .serverChannelOption(ChannelOptions.backlog, value: 4096)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+                // Bounds what one readable connection costs a loop turn (4 reads of at most 64 KiB),
+                // so committed messages and acknowledgements go out between a flooder's reads.
+                .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
                 .childChannelOption(ChannelOptions.writeBufferWaterMark,
                                     value: .init(low: limits.maxOutboundBytes / 2, high: limits.maxOutboundBytes + 1))
                 .childChannelInitializer { channel in

@@ -93,8 +93,9 @@ extension Session {
         return true
     }
 
-    /// Counts a message handed to the writer; reading pauses while too many are uncommitted.
-    /// Returns what the writer's completion calls once the message is settled.
+    /// Counts a message handed to the writer; at the limit the session stops reading and
+    /// handling requests (see `pendingSaysLimit`). Returns what the writer's completion calls once
+    /// the message is settled.
     private func trackPendingSay() -> @Sendable () -> Void {
         let pendingSays = self.pendingSays
         let eventLoop = self.eventLoop
@@ -102,8 +103,8 @@ extension Session {
             pauseReading(.pendingSays)
         }
         return { [weak self] in
-            if pendingSays.value.wrappingSubtract(1, ordering: .relaxed).newValue == Self.pendingSaysLimit / 2 {
-                eventLoop.execute { [weak self] in self?.resumeReading(.pendingSays) }
+            if pendingSays.value.wrappingSubtract(1, ordering: .relaxed).newValue == Self.pendingSaysLimit - 1 {
+                eventLoop.execute { [weak self] in self?.sayLimitEased() }
             }
         }
     }

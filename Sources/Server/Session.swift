@@ -48,11 +48,14 @@ final class Session: @unchecked Sendable {
     var isBusy = false
     private static let inboxHighWater = 256
 
-    /// Messages handed to the writer and not yet committed. Past `pendingSaysLimit` the session
-    /// stops reading its socket until half have committed: a flooding client is held back by
-    /// TCP, the writer's queue stays short, and everybody else's logins and messages go on.
+    /// Messages handed to the writer and not yet committed. At `pendingSaysLimit` the session
+    /// handles nothing more and stops reading its socket until one commits: a flooding client is
+    /// held back by TCP, the writer's queue holds at most this many of its messages, and
+    /// everybody else's logins and messages are committed between them.
     let pendingSays = Counter()
-    static let pendingSaysLimit = 512
+    static let pendingSaysLimit = ChatServer.maxUncommittedMessagesPerConnection
+
+    var isAtSayLimit: Bool { pendingSays.value.load(ordering: .relaxed) >= Self.pendingSaysLimit }
 
     /// A count shared with the writer's completions (a class: `Atomic` cannot be captured).
     final class Counter: Sendable {
@@ -118,7 +121,7 @@ final class Session: @unchecked Sendable {
         lastHeard = .now()
         pingSent = false
         if case .closed = phase { return }
-        if isBusy || inboxHead < inbox.count {
+        if isBusy || inboxHead < inbox.count || isAtSayLimit {
             inbox.append(inbound)
             if inbox.count - inboxHead >= Self.inboxHighWater { pauseReading(.inbox) }
             return
@@ -129,7 +132,18 @@ final class Session: @unchecked Sendable {
     /// Handles queued requests until one has to wait for an answer.
     func resume() {
         isBusy = false
-        while !isBusy, inboxHead < inbox.count {
+        drainInbox()
+    }
+
+    /// One of the session's messages committed after it had reached `pendingSaysLimit`.
+    func sayLimitEased() {
+        resumeReading(.pendingSays)
+        if !isBusy { drainInbox() }
+    }
+
+    /// Handles queued requests in order until one has to wait (for an answer or for the writer).
+    private func drainInbox() {
+        while !isBusy, !isAtSayLimit, inboxHead < inbox.count {
             if case .closed = phase { return }
             let next = inbox[inboxHead]
             inboxHead += 1

@@ -126,6 +126,9 @@ public final class ChatDatabase: Sendable {
     /// Writes waiting for the next group commit.
     public var writerQueueDepth: Int { committer.queueDepth }
 
+    /// The longest the writer's queue has been since the last call (or since the start).
+    public func takeWriterQueuePeak() -> Int { committer.takePeakQueueDepth() }
+
     /// Returns once everything handed to the writer before this call is committed.
     public func waitForPendingWrites() async throws {
         try await committer.run { _, _ in }

@@ -20,6 +20,8 @@ final class GroupCommitter: Sendable {
         var isShutDown = false
         /// Batch timestamps never go backwards, so message times follow message ids.
         var lastTimestamp: Int64 = 0
+        /// The longest the queue has been since `takePeakQueueDepth()` last read it.
+        var peakPending = 0
     }
 
     /// Bounds one transaction, so a flood is committed in steps that keep latency low.
@@ -36,6 +38,14 @@ final class GroupCommitter: Sendable {
 
     /// Jobs waiting for the next transaction.
     var queueDepth: Int { state.withLock { $0.pending.count } }
+
+    /// The longest the queue has been since the last call (or since the start).
+    func takePeakQueueDepth() -> Int {
+        state.withLock { state in
+            defer { state.peakPending = state.pending.count }
+            return state.peakPending
+        }
+    }
     private let queue = DispatchQueue(label: "chat.storage.group-commit")
 
     init(writer: any DatabaseWriter) {
@@ -46,6 +56,7 @@ final class GroupCommitter: Sendable {
         let shouldStartDraining: Bool? = state.withLock { state in
             if state.isShutDown { return nil }
             state.pending.append(job)
+            state.peakPending = max(state.peakPending, state.pending.count)
             if state.isDraining { return false }
             state.isDraining = true
             return true

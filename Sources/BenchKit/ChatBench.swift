@@ -27,6 +27,7 @@ public struct ChatBench: AsyncParsableCommand {
             Each prints a human summary on stderr and one JSON line on stdout.
             """,
         subcommands: [FanoutBenchmark.self, IdleBenchmark.self, JoinBenchmark.self, StorageBenchmark.self,
-                      AccountLoginBenchmark.self, DirectMessageBenchmark.self, SearchBenchmark.self]
+                      AccountLoginBenchmark.self, DirectMessageBenchmark.self, SearchBenchmark.self,
+                      OverloadBenchmark.self]
     )
 }

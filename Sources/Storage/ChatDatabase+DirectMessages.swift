@@ -19,7 +19,7 @@ extension ChatDatabase {
     /// when the database does not know the recipient.
     public func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String,
                                     completion: @escaping @Sendable (Result<CommittedDirectMessage, any Error>) -> Void) {
-        committer.submit({ db, timestamp in
+        committer.submit(lane: sender.id, { db, timestamp in
             let statement = try db.cachedStatement(sql: "SELECT id, name FROM users WHERE name = ?")
             statement.setUncheckedArguments([recipientName])
             guard let row = try Row.fetchOne(statement) else { throw StorageError.noSuchUser(name: recipientName) }

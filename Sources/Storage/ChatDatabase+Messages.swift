@@ -39,7 +39,7 @@ extension ChatDatabase {
     /// Stores `draft` in the next group commit; `completion` runs once it is committed (on the
     /// writer's thread: hand work elsewhere quickly).
     public func appendMessage(_ draft: MessageDraft, completion: @escaping @Sendable (Result<CommittedMessage, any Error>) -> Void) {
-        committer.submit({ db, timestamp in try Self.insert(draft, timestamp: timestamp, db) }, completion: completion)
+        committer.submit(lane: draft.userID, { db, timestamp in try Self.insert(draft, timestamp: timestamp, db) }, completion: completion)
     }
 
     /// Stores `draft` and returns it as committed.

@@ -10,6 +10,9 @@ final class GroupCommitter: Sendable {
     /// One unit of work: `perform` runs inside the batch's transaction with the batch's
     /// timestamp, `finish` after it committed (nil) or failed.
     struct Job: Sendable {
+        /// Whose work this is (a user id for messages; 0 for everything else). When more is
+        /// waiting than one transaction takes, each lane gets its turn (see `takeBatch`).
+        var lane: Int64 = 0
         let perform: @Sendable (Database, Int64) -> Void
         let finish: @Sendable ((any Error)?) -> Void
     }
@@ -24,8 +27,9 @@ final class GroupCommitter: Sendable {
         var peakPending = 0
     }
 
-    /// Bounds one transaction, so a flood is committed in steps that keep latency low.
-    static let maximumBatch = 4096
+    /// Bounds one transaction: everything in a batch waits for all of it, so under a flood a
+    /// message waits at most for the batch being committed and then its own (a few ms each).
+    static let maximumBatch = 128
 
     private let writer: any DatabaseWriter
     private let state = Mutex(State())
@@ -70,11 +74,13 @@ final class GroupCommitter: Sendable {
 
     /// Runs `work` in the next group commit; `completion` gets its result once committed.
     func submit<Value: Sendable>(
+        lane: Int64 = 0,
         _ work: @escaping @Sendable (Database, Int64) throws -> Value,
         completion: @escaping @Sendable (Result<Value, any Error>) -> Void
     ) {
         let box = ResultBox<Value>()
         submit(Job(
+            lane: lane,
             perform: { db, timestamp in box.result = Result { try work(db, timestamp) } },
             finish: { commitError in
                 if let commitError {
@@ -105,13 +111,7 @@ final class GroupCommitter: Sendable {
                     state.isDraining = false
                     return []
                 }
-                if state.pending.count <= Self.maximumBatch {
-                    defer { state.pending = [] }
-                    return state.pending
-                }
-                let batch = Array(state.pending.prefix(Self.maximumBatch))
-                state.pending.removeFirst(Self.maximumBatch)
-                return batch
+                return Self.takeBatch(from: &state.pending)
             }
             if batch.isEmpty { return }
             let timestamp = state.withLock { state in
@@ -131,6 +131,51 @@ final class GroupCommitter: Sendable {
                 for job in batch { job.finish(error) }
             }
         }
+    }
+}
+
+extension GroupCommitter {
+    /// The next transaction's jobs. All of them when they fit; otherwise `maximumBatch` shared
+    /// out between the lanes waiting, one job per lane in turn, each lane's jobs in the order they
+    /// came, the rest left in order for the next batch. So a lane with thousands of jobs waiting
+    /// (a flood) cannot push another lane's single job (anyone else's message) back by more than
+    /// one batch.
+    static func takeBatch(from pending: inout [Job]) -> [Job] {
+        if pending.count <= maximumBatch {
+            defer { pending = [] }
+            return pending
+        }
+        var waiting: [Int64: Int] = [:]
+        var lanes: [Int64] = []
+        for job in pending {
+            if waiting[job.lane, default: 0] == 0 { lanes.append(job.lane) }
+            waiting[job.lane, default: 0] += 1
+        }
+        var quota: [Int64: Int] = [:]
+        var granted = 0
+        while granted < maximumBatch {
+            var grantedThisRound = false
+            for lane in lanes where granted < maximumBatch && quota[lane, default: 0] < waiting[lane]! {
+                quota[lane, default: 0] += 1
+                granted += 1
+                grantedThisRound = true
+            }
+            if !grantedThisRound { break }
+        }
+        var batch: [Job] = []
+        var rest: [Job] = []
+        batch.reserveCapacity(maximumBatch)
+        rest.reserveCapacity(pending.count - maximumBatch)
+        for job in pending {
+            if let left = quota[job.lane], left > 0 {
+                quota[job.lane] = left - 1
+                batch.append(job)
+            } else {
+                rest.append(job)
+            }
+        }
+        pending = rest
+        return batch
     }
 }
 

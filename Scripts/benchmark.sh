@@ -30,7 +30,7 @@ JSON
 SERVER_PID=
 start_server() { # optional: a database to serve instead of a fresh one
   rm -f "$OUT"/server.sqlite*
-  "$BIN/chat-server" --config "$OUT/bench.json" ${1:+--database "$1"} >"$OUT/server.out" 2>"$OUT/server.err" &
+  "$BIN/chat-server" --config "${CONFIG:-$OUT/bench.json}" ${1:+--database "$1"} >"$OUT/server.out" 2>"$OUT/server.err" &
   SERVER_PID=$!
   for _ in $(seq 100); do grep -q "listening on" "$OUT/server.out" 2>/dev/null && break; sleep 0.1; done
   PORT=$(sed -n 's/listening on .*:\([0-9]*\)$/\1/p' "$OUT/server.out")
@@ -66,3 +66,12 @@ for i in $(seq "$RUNS"); do
   "$BIN/chat-bench" search --port "$PORT" --queries 200 2>>"$OUT/search.txt" >>"$OUT/search.jsonl" || echo "run $i of search exited $?" >>"$OUT/search.txt"
   stop_server
 done
+
+# Attacks (issue 9), against the default per-address and login limits (only the rate limit is
+# off, so that flooders flood and the measured room can take 50 msg/s from one sender).
+cat > "$OUT/attack.json" <<JSON
+{"server":{"port":0},"database":{"path":"server.sqlite"},"limits":{"rate":null,"maxClients":20000},
+ "log":{"messages":false,"level":"warning"}}
+JSON
+CONFIG="$OUT/attack.json" run idle-attack  "$BIN/chat-bench" overload --port _PORT_ --attack idle --sockets 10000 --clients 100 --rate 50 --seconds 10 --close-wait 40
+CONFIG="$OUT/attack.json" run flood-attack "$BIN/chat-bench" overload --port _PORT_ --attack flood --flooders 50 --clients 2 --rate 10 --seconds 10

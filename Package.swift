@@ -37,6 +37,11 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift6
         ),
+        // IRC lines: parsing and serializing messages with IRCv3 tags (no I/O).
+        .target(
+            name: "IRCProtocol",
+            swiftSettings: strictSwift6
+        ),
         // config.json: loading, defaults, validation.
         .target(
             name: "ChatConfiguration",
@@ -157,6 +162,12 @@ let package = Package(
         .testTarget(
             name: "ChatProtocolTests",
             dependencies: ["ChatProtocol", "ChatConfiguration"],
+            swiftSettings: strictSwift6
+        ),
+        .testTarget(
+            name: "IRCProtocolTests",
+            dependencies: ["IRCProtocol"],
+            exclude: ["Vectors"],
             swiftSettings: strictSwift6
         ),
         .testTarget(

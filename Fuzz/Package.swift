@@ -1,6 +1,6 @@
 // swift-tools-version:6.1
 // libFuzzer targets for what strangers send, run by Scripts/fuzz.sh (docs/fuzzing.md).
-// A package of its own, whose ChatProtocol and ChatConfiguration are symbolic links to the
+// A package of its own, whose ChatProtocol, ChatConfiguration and IRCProtocol are symbolic links to the
 // project's sources: `--sanitize=fuzzer` then instruments exactly these modules, and nothing
 // else of the project (its build-tool plugin, its executables) is planned or built.
 import PackageDescription
@@ -18,6 +18,8 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(name: "ChatConfiguration", dependencies: ["ChatProtocol"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "IRCProtocol", swiftSettings: [.swiftLanguageMode(.v6)]),
+        .executableTarget(name: "fuzz-irc", dependencies: ["IRCProtocol"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-frames", dependencies: ["ChatProtocol"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-config", dependencies: ["ChatConfiguration"], swiftSettings: [.swiftLanguageMode(.v6)]),
     ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (Fuzz/) with coverage and AddressSanitizer and runs each one,
-# bounded in time: Scripts/fuzz.sh [frames|config|all] [SECONDS per target, default 60].
+# bounded in time: Scripts/fuzz.sh [frames|config|irc|all] [SECONDS per target, default 60].
 # Inputs libFuzzer finds go to a scratch corpus under .build-fuzz/ (the checked-in seeds in
 # Fuzz/corpus are only read); a crash leaves its input as .build-fuzz/crash-* and the script
 # fails: turn that input into a test. docs/fuzzing.md says more.
@@ -23,7 +23,8 @@ run() { # product, corpus name
   local work="$scratch/corpus-$2"
   mkdir -p "$work"
   echo "fuzzing $1 for $seconds s (seeds: Fuzz/corpus/$2)"
-  "$scratch/build/debug/$1" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+  # Swift's own crash handler would read the stack under ASan and bury the report: off.
+  SWIFT_BACKTRACE=enable=no "$scratch/build/debug/$1" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
     -rss_limit_mb=2048 -artifact_prefix="$scratch/" -print_final_stats=1 \
     "$work" "Fuzz/corpus/$2" 2>"$scratch/run-$1.log" ||
     { tail -40 "$scratch/run-$1.log" >&2; echo "fuzz: $1 found a crash (input in $scratch/)" >&2; exit 1; }
@@ -36,6 +37,7 @@ run() { # product, corpus name
 case "$which" in
   frames) run fuzz-frames frames ;;
   config) run fuzz-config config ;;
-  all) run fuzz-frames frames; run fuzz-config config ;;
-  *) echo "usage: Scripts/fuzz.sh [frames|config|all] [seconds]" >&2; exit 64 ;;
+  irc) run fuzz-irc irc ;;
+  all) run fuzz-frames frames; run fuzz-config config; run fuzz-irc irc ;;
+  *) echo "usage: Scripts/fuzz.sh [frames|config|irc|all] [seconds]" >&2; exit 64 ;;
 esac

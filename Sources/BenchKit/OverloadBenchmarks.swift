@@ -225,8 +225,7 @@ final class Flood: @unchecked Sendable {
                 flood.finished.leave()
             }
             Thread.detachNewThread {
-                let stored = socket.countMessagesUntilClosed()
-                flood.acknowledged.add(stored, ordering: .relaxed)
+                socket.countMessagesUntilClosed { flood.acknowledged.add($0, ordering: .relaxed) }
             }
         }
         return flood
@@ -297,21 +296,23 @@ final class BlockingLineSocket: @unchecked Sendable {
         }
     }
 
-    /// Reads until the connection ends; returns how many `message` frames came.
-    func countMessagesUntilClosed() -> Int {
+    /// Reads until the connection ends, telling `add` how many `message` frames each read held.
+    func countMessagesUntilClosed(_ add: (Int) -> Void) {
         var chunk = [UInt8](repeating: 0, count: 65_536)
         let pattern = Array(#""type":"message""#.utf8)
         var count = 0
         var carry: [UInt8] = []
         while true {
             let received = recv(fd, &chunk, chunk.count, 0)
-            guard received > 0 else { return count }
+            guard received > 0 else { return }
             var bytes = carry + chunk[..<received]
             var start = 0
+            count = 0
             while let newline = bytes[start...].firstIndex(of: 0x0A) {
                 if contains(bytes[start..<newline], pattern) { count += 1 }
                 start = newline + 1
             }
+            add(count)
             bytes.removeSubrange(..<start)
             carry = bytes
         }

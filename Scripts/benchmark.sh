@@ -75,3 +75,6 @@ cat > "$OUT/attack.json" <<JSON
 JSON
 CONFIG="$OUT/attack.json" run idle-attack  "$BIN/chat-bench" overload --port _PORT_ --attack idle --sockets 10000 --clients 100 --rate 50 --seconds 10 --close-wait 40
 CONFIG="$OUT/attack.json" run flood-attack "$BIN/chat-bench" overload --port _PORT_ --attack flood --flooders 50 --clients 2 --rate 10 --seconds 10
+
+# The peer (issue 10): InspIRCd 3 and chat-server under the same referee, in one run.
+OUT="$OUT" RUNS="$RUNS" Scripts/peer-benchmark.sh

@@ -41,22 +41,13 @@ public struct AccountLoginBenchmark: AsyncParsableCommand {
             try await connection.register(password: password)
             connection.close()
         }
-        let statistics = makeStatistics(for: group)
-        let room = "logins\(tag)"
-        let members = try await connectClients(group: group, host: host, port: port, count: clients, namePrefix: "member\(tag)-",
-                                               room: room, statistics: statistics)
-        let sender = members[0]
-        let say: @Sendable (Int, String) -> Void = { _, stamp in
-            sender.channel.eventLoop.execute { sender.client.send(#"{"type":"say","room":"\#(room)","text":"\#(stamp)"}"#) }
-        }
+        let room = try await MeasuredRoom.connect(group: group, host: host, port: port, clients: clients,
+                                                  namePrefix: "member\(tag)-", room: "logins\(tag)")
 
         // Phase 1: the room alone.
-        try await resetStatistics(statistics, group: group)
-        let sentAlone = try await pacedSend(rate: rate, seconds: seconds, deadline: deadline, say)
-        let alone = try await drainStatistics(statistics, group: group, expected: sentAlone * clients, idle: 3, deadline: deadline)
+        let alone = try await room.phase(rate: rate, seconds: seconds, deadline: deadline)
 
         // Phase 2: the room while account logins arrive at their own pace.
-        try await resetStatistics(statistics, group: group)
         let loginTimes = LoginTimes()
         let (loginsPerSecond, seconds) = (self.loginsPerSecond, self.seconds)
         let logins = Task {
@@ -79,10 +70,8 @@ public struct AccountLoginBenchmark: AsyncParsableCommand {
                 }
             }
         }
-        let sentBusy = try await pacedSend(rate: rate, seconds: seconds, deadline: deadline, say)
-        await logins.value
-        let busy = try await drainStatistics(statistics, group: group, expected: sentBusy * clients, idle: 3, deadline: deadline)
-        for (_, channel) in members { channel.close(promise: nil) }
+        let busy = try await room.phase(rate: rate, seconds: seconds, deadline: deadline) { await logins.value }
+        room.close()
 
         let login = Summary(loginTimes.values.map { $0 * 1000 })
         let report: [String: Any] = [
@@ -91,7 +80,7 @@ public struct AccountLoginBenchmark: AsyncParsableCommand {
             "login_p50_ms": login.median, "login_p99_ms": login.percentile(99), "login_max_ms": login.max,
             "room_alone_p50_ms": milliseconds(alone.latency, 50), "room_alone_p99_ms": milliseconds(alone.latency, 99),
             "room_with_logins_p50_ms": milliseconds(busy.latency, 50), "room_with_logins_p99_ms": milliseconds(busy.latency, 99),
-            "lost": (sentAlone + sentBusy) * clients - alone.delivered - busy.delivered, "order_errors": alone.orderErrors + busy.orderErrors,
+            "lost": (alone.sent + busy.sent) * clients - alone.delivered - busy.delivered, "order_errors": alone.orderErrors + busy.orderErrors,
         ]
         printError("""
             logins: \(login.sorted.count) account logins at \(loginsPerSecond)/s (\(loginTimes.failures) failed): p50 \(String(format: "%.1f", login.median)) ms, p99 \(String(format: "%.1f", login.percentile(99))) ms, max \(String(format: "%.1f", login.max)) ms

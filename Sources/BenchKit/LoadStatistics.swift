@@ -64,3 +64,50 @@ func drainStatistics(_ statistics: [ObjectIdentifier: LoopStatistics], group: Mu
 func milliseconds(_ histogram: Histogram<UInt64>, _ percentile: Double) -> Double {
     Double(histogram.valueAtPercentile(percentile)) / 1e6
 }
+
+/// A room of load clients whose first member says stamped messages at a steady rate: the
+/// measured room of the benchmarks that compare a room's latency with and without something
+/// else going on (`logins`, `overload`).
+struct MeasuredRoom {
+    let clients: Int
+    let members: [(client: LoadClient, channel: any Channel)]
+    let statistics: [ObjectIdentifier: LoopStatistics]
+    let group: MultiThreadedEventLoopGroup
+    private let say: @Sendable (Int, String) -> Void
+
+    static func connect(group: MultiThreadedEventLoopGroup, host: String, port: Int, clients: Int, namePrefix: String,
+                        room: String) async throws -> MeasuredRoom {
+        let statistics = makeStatistics(for: group)
+        let members = try await connectClients(group: group, host: host, port: port, count: clients, namePrefix: namePrefix,
+                                               room: room, statistics: statistics)
+        let sender = members[0]
+        return MeasuredRoom(clients: clients, members: members, statistics: statistics, group: group) { _, stamp in
+            sender.channel.eventLoop.execute { sender.client.send(#"{"type":"say","room":"\#(room)","text":"\#(stamp)"}"#) }
+        }
+    }
+
+    private init(clients: Int, members: [(client: LoadClient, channel: any Channel)], statistics: [ObjectIdentifier: LoopStatistics],
+                 group: MultiThreadedEventLoopGroup, say: @escaping @Sendable (Int, String) -> Void) {
+        self.clients = clients
+        self.members = members
+        self.statistics = statistics
+        self.group = group
+        self.say = say
+    }
+
+    /// One phase: `rate` messages per second for `seconds`, then `beforeDrain` (whatever ran
+    /// beside the phase finishing), then every delivery counted. Returns the messages sent and
+    /// what the members received.
+    func phase(rate: Double, seconds: Double, deadline: Double, beforeDrain: () async throws -> Void = {}) async throws
+        -> (sent: Int, delivered: Int, orderErrors: Int, latency: Histogram<UInt64>) {
+        try await resetStatistics(statistics, group: group)
+        let sent = try await pacedSend(rate: rate, seconds: seconds, deadline: deadline, say)
+        try await beforeDrain()
+        let result = try await drainStatistics(statistics, group: group, expected: sent * clients, idle: 3, deadline: deadline)
+        return (sent, result.delivered, result.orderErrors, result.latency)
+    }
+
+    func close() {
+        for (_, channel) in members { channel.close(promise: nil) }
+    }
+}

@@ -54,24 +54,13 @@ public struct OverloadBenchmark: AsyncParsableCommand {
         let (host, port) = (server.host, server.port)
         let deadline = now() + Double(server.timeout)
         let tag = UInt16.random(in: 0...UInt16.max)
-        let statistics = makeStatistics(for: group)
-        let room = "measured\(tag)"
-        let members = try await connectClients(group: group, host: host, port: port, count: clients, namePrefix: "m\(tag)-",
-                                               room: room, statistics: statistics)
-        let sender = members[0]
-        let say: @Sendable (Int, String) -> Void = { _, stamp in
-            sender.channel.eventLoop.execute { sender.client.send(#"{"type":"say","room":"\#(room)","text":"\#(stamp)"}"#) }
-        }
-
-        try await resetStatistics(statistics, group: group)
-        let sentAlone = try await pacedSend(rate: rate, seconds: seconds, deadline: deadline, say)
-        let alone = try await drainStatistics(statistics, group: group, expected: sentAlone * clients, idle: 3, deadline: deadline)
+        let room = try await MeasuredRoom.connect(group: group, host: host, port: port, clients: clients,
+                                                  namePrefix: "m\(tag)-", room: "measured\(tag)")
+        let alone = try await room.phase(rate: rate, seconds: seconds, deadline: deadline)
 
         var report: [String: Any] = ["benchmark": "overload", "attack": attack.rawValue, "clients": clients, "rate": rate, "seconds": seconds]
         var summary: [String] = []
-        try await resetStatistics(statistics, group: group)
-        let sentBusy: Int
-        let busy: (delivered: Int, orderErrors: Int, latency: Histogram<UInt64>, lastDelivery: UInt64)
+        let busy: (sent: Int, delivered: Int, orderErrors: Int, latency: Histogram<UInt64>)
         switch attack {
         case .idle:
             let attackStarted = now()
@@ -79,8 +68,7 @@ public struct OverloadBenchmark: AsyncParsableCommand {
             let opened = now() - attackStarted
             // A newcomer from another address, while the sockets are held.
             let newcomer = try Newcomer.timeToAcknowledgement(host: host, port: port, name: "newcomer\(tag)", room: "newcomer\(tag)")
-            sentBusy = try await pacedSend(rate: rate, seconds: seconds, deadline: deadline, say)
-            busy = try await drainStatistics(statistics, group: group, expected: sentBusy * clients, idle: 3, deadline: deadline)
+            busy = try await room.phase(rate: rate, seconds: seconds, deadline: deadline)
             let held = idle.openCount()
             let closing = idle.waitUntilClosed(seconds: closeWait)
             idle.closeAll()
@@ -94,16 +82,15 @@ public struct OverloadBenchmark: AsyncParsableCommand {
             summary.append("a newcomer from 127.0.0.1 logged in, joined and had a message acknowledged in \(String(format: "%.1f", newcomer * 1000)) ms")
         case .flood:
             let flood = try Flood.start(count: flooders, host: host, port: port, namePrefix: "flood\(tag)-")
-            sentBusy = try await pacedSend(rate: rate, seconds: seconds, deadline: deadline, say)
-            busy = try await drainStatistics(statistics, group: group, expected: sentBusy * clients, idle: 3, deadline: deadline)
+            busy = try await room.phase(rate: rate, seconds: seconds, deadline: deadline)
             let (sent, stored) = flood.stop()
             report["flooders"] = flooders
             report["flood_bytes_sent"] = sent
             report["flood_messages_stored_per_s"] = Double(stored) / seconds
             summary.append("\(flooders) flooders wrote \(grouped(Double(sent) / 1e6)) MB of say frames; the server stored and acknowledged \(grouped(Double(stored) / seconds)) of them per second")
         }
-        for (_, channel) in members { channel.close(promise: nil) }
-        let lost = (sentAlone + sentBusy) * clients - alone.delivered - busy.delivered
+        room.close()
+        let lost = (alone.sent + busy.sent) * clients - alone.delivered - busy.delivered
         report["room_alone_p50_ms"] = milliseconds(alone.latency, 50)
         report["room_alone_p99_ms"] = milliseconds(alone.latency, 99)
         report["room_attacked_p50_ms"] = milliseconds(busy.latency, 50)

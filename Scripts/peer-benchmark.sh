@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# chat-server against the peer, InspIRCd 3 from Debian's packages, in one run (issue 10):
+# 1,000 clients in one room/channel, 10 senders, 100-byte messages, measured by the independent
+# referee chatload. Workloads: burst (unlimited rate), 200 msg/s and 50 msg/s; RUNS rounds, each
+# round runs every workload on both servers, alternating, so noise hits both alike. Loopback
+# only; InspIRCd's config is written here and it is stopped by its PID.
+# Needs: cc, and inspircd (apt-get install inspircd). Output: $OUT/peer-*.jsonl and a table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/chat-benchmarks}
+RUNS=${RUNS:-3}
+mkdir -p "$OUT"
+command -v inspircd >/dev/null || [ -x /usr/sbin/inspircd ] || { echo "peer-benchmark: install inspircd (Debian's package)" >&2; exit 1; }
+INSPIRCD=$(command -v inspircd || echo /usr/sbin/inspircd)
+swift build -c release >/dev/null
+BIN=.build/release
+[ -x "$OUT/chatload" ] || cc -O2 -Wall -Wextra -Wno-unused-parameter -std=gnu11 -o "$OUT/chatload" ../shared/tools/loadgen/chatload.c
+
+cat > "$OUT/peer-chat.json" <<JSON
+{"server":{"port":0},"database":{"path":"$OUT/peer.sqlite"},"limits":{"rate":null,"maxClients":20000,"idleTimeoutSeconds":0,
+ "loginTimeoutSeconds":0,"maxConnectionsPerAddress":20000,"maxPendingLoginsPerAddress":20000,"maxPendingLogins":20000,
+ "newNamesPerAddressPerHour":1000000},"log":{"messages":false,"level":"warning"}}
+JSON
+IRC_PORT=${IRC_PORT:-16667}
+# Limits lifted the same way: no flood penalties, no DNS or ident lookups, large queues.
+cat > "$OUT/inspircd.conf" <<CONF
+<config format="xml">
+<server name="bench.local" description="loopback benchmark peer" network="bench">
+<admin name="bench" nick="bench" email="bench@localhost">
+<bind address="127.0.0.1" port="$IRC_PORT" type="clients">
+<connect name="bench" allow="127.0.0.1" maxconnwait="300" timeout="300" pingfreq="600" sendq="16777216" softsendq="16777216"
+ recvq="262144" threshold="1000000" commandrate="1000000000" fakelag="off" localmax="100000" globalmax="100000" maxchans="20"
+ limit="100000" useident="no" resolvehostnames="no">
+<options defaultmodes="nt">
+<performance softlimit="20000" somaxconn="4096" clonesonconnect="no" quietbursts="yes">
+<pid file="$OUT/inspircd.pid">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$OUT/inspircd.log">
+CONF
+
+PID=
+stop() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=; }
+trap stop EXIT
+start_chat() {
+  rm -f "$OUT"/peer.sqlite*
+  "$BIN/chat-server" --config "$OUT/peer-chat.json" >"$OUT/peer-server.out" 2>"$OUT/peer-server.err" &
+  PID=$!
+  for _ in $(seq 100); do grep -q "listening on" "$OUT/peer-server.out" 2>/dev/null && break; sleep 0.1; done
+  PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$OUT/peer-server.out"); PROTO=chat
+}
+start_inspircd() {
+  local root=(); [ "$(id -u)" -eq 0 ] && root=(--runasroot)
+  "$INSPIRCD" --config="$OUT/inspircd.conf" --nofork "${root[@]}" >"$OUT/inspircd.out" 2>&1 &
+  PID=$!
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$IRC_PORT") 2>/dev/null && break; sleep 0.1; done
+  PORT=$IRC_PORT; PROTO=irc
+}
+measure() { # server, workload, chatload options
+  local server=$1 workload=$2; shift 2
+  "start_$server"
+  "$OUT/chatload" --proto "$PROTO" -p "$PORT" -c 1000 -s 10 -m 100 --conc 200 --server-pid "$PID" --label "$server $workload" "$@" \
+    2>>"$OUT/peer-$workload.txt" >>"$OUT/peer-$workload.jsonl" || echo "$server $workload exited $?" >>"$OUT/peer-$workload.txt"
+  stop
+}
+for _ in $(seq "$RUNS"); do
+  for server in chat inspircd; do
+    measure "$server" burst
+    measure "$server" rate200 -r 200
+    measure "$server" rate50 -m 50 -r 50
+  done
+done
+python3 - "$OUT" <<'PY'
+import json, statistics, sys, glob, os
+out = sys.argv[1]
+def med(values): return statistics.median(values) if values else float("nan")
+print("| workload | server | deliveries/s | p50 ms | p99 ms | user CPU s | sys CPU s | lost | runs |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for workload in ["burst", "rate200", "rate50"]:
+    rows = [json.loads(l) for l in open(os.path.join(out, f"peer-{workload}.jsonl")) if l.strip()]
+    for server in ["chat", "inspircd"]:
+        runs = [r for r in rows if r.get("label", "").startswith(server + " ")]
+        if not runs: continue
+        g = lambda k: [r[k] for r in runs if k in r]
+        p99 = [r["lat_us"]["p99"] for r in runs]
+        p50 = [r["lat_us"]["p50"] for r in runs]
+        print(f"| {workload} | {server} | {med(g('deliveries_per_s'))/1e6:.2f}M | {med(p50)/1000:.1f} | "
+              f"{med(p99)/1000:.1f} ({', '.join(f'{v/1000:.1f}' for v in p99)}) | {med(g('server_cpu_user_s')):.2f} | "
+              f"{med(g('server_cpu_sys_s')):.2f} | {sum(g('lost'))} | {len(runs)} |")
+PY

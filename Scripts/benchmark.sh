@@ -76,5 +76,14 @@ JSON
 CONFIG="$OUT/attack.json" run idle-attack  "$BIN/chat-bench" overload --port _PORT_ --attack idle --sockets 10000 --clients 100 --rate 50 --seconds 10 --close-wait 40
 CONFIG="$OUT/attack.json" run flood-attack "$BIN/chat-bench" overload --port _PORT_ --attack flood --flooders 50 --clients 2 --rate 10 --seconds 10
 
+# TLS (issue 9): the same burst over TLS, against plaintext in the same run (chat-bench both).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+sed -e 's|"server":{"port":0}|"server":{"port":0,"tls":true}|' -e "s|^{|{\"tls\":{\"certificate\":\"$OUT/cert.pem\",\"key\":\"$OUT/key.pem\"},|" \
+  "$OUT/bench.json" > "$OUT/bench-tls.json"
+for i in $(seq "$RUNS"); do
+  RUNS=1 run bench-burst-plain "$BIN/chat-bench" fanout --port _PORT_ --clients 1000 --senders 10 --messages 100
+  RUNS=1 CONFIG="$OUT/bench-tls.json" run bench-burst-tls "$BIN/chat-bench" fanout --port _PORT_ --clients 1000 --senders 10 --messages 100 --tls
+done
+
 # The peer (issue 10): InspIRCd 3 and chat-server under the same referee, in one run.
 OUT="$OUT" RUNS="$RUNS" Scripts/peer-benchmark.sh

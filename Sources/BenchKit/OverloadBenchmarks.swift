@@ -113,20 +113,8 @@ final class IdleSockets: @unchecked Sendable {
     static func open(count: Int, from source: String, to host: String, port: Int) throws -> IdleSockets {
         let sockets = IdleSockets()
         for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw LoadError(description: "socket: errno \(errno) (raise `ulimit -n`?)") }
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            inet_pton(AF_INET, source, &local.sin_addr)
-            var remote = sockaddr_in()
-            remote.sin_family = sa_family_t(AF_INET)
-            remote.sin_port = in_port_t(UInt16(port).bigEndian)
-            inet_pton(AF_INET, host, &remote.sin_addr)
-            let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            let result = bound == 0 ? withUnsafePointer(to: &remote) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            } : -1
-            if result == 0 { sockets.connected += 1 }
+            let (fd, connected) = try connectedSocket(to: host, port: port, from: source)
+            if connected { sockets.connected += 1 }
             sockets.descriptors.append(fd)
             sockets.openedAt.append(now())
         }
@@ -230,6 +218,28 @@ final class Flood: @unchecked Sendable {
     }
 }
 
+/// A blocking IPv4 TCP socket connected to `host:port`, bound first to `source` when given.
+/// Returns it whether or not the connection was made (an attack counts refusals; the caller
+/// closes it).
+func connectedSocket(to host: String, port: Int, from source: String? = nil) throws -> (fd: Int32, connected: Bool) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw LoadError(description: "socket: errno \(errno) (raise `ulimit -n`?)") }
+    func address(_ ip: String, port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, ip, &address.sin_addr)
+        return address
+    }
+    func call(_ address: sockaddr_in, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+        withUnsafePointer(to: address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+    if let source, call(address(source, port: 0), { bind(fd, $0, $1) }) != 0 { return (fd, false) }
+    return (fd, call(address(host, port: port), { connect(fd, $0, $1) }) == 0)
+}
+
 /// A blocking TCP socket with line reading: just enough for the attackers above.
 final class BlockingLineSocket: @unchecked Sendable {
     private let fd: Int32
@@ -237,16 +247,9 @@ final class BlockingLineSocket: @unchecked Sendable {
     private let closed = Atomic<Bool>(false)
 
     init(host: String, port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw LoadError(description: "socket: errno \(errno)") }
-        var remote = sockaddr_in()
-        remote.sin_family = sa_family_t(AF_INET)
-        remote.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &remote.sin_addr)
-        let result = withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else { Glibc.close(fd); throw LoadError(description: "connect: errno \(errno)") }
+        let (fd, connected) = try connectedSocket(to: host, port: port)
+        guard connected else { let reason = errno; Glibc.close(fd); throw LoadError(description: "connect: errno \(reason)") }
+        self.fd = fd
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }

@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "ChatProtocol", "ChatConfiguration", "Storage",
+                "ChatProtocol", "ChatConfiguration", "Storage", "IRCProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -178,14 +178,14 @@ let package = Package(
         // A plain line client and frame helpers shared by the test targets.
         .target(
             name: "ChatTestSupport",
-            dependencies: ["ChatProtocol"],
+            dependencies: ["ChatProtocol", "IRCProtocol"],
             path: "Tests/ChatTestSupport",
             swiftSettings: strictSwift6
         ),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Storage", "ChatProtocol", "ChatConfiguration", "ChatClient", "ChatTestSupport",
+                "Server", "Storage", "ChatProtocol", "ChatConfiguration", "ChatClient", "ChatTestSupport", "IRCProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

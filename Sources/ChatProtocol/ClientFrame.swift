@@ -8,12 +8,29 @@ public enum ReplayRequest: Sendable, Equatable {
     case latest(Int)
 }
 
-/// The direction of a `history` page.
+/// The direction of a `history` page. The native protocol asks `before` and `after` an id; IRC's
+/// chathistory also asks around a point and between two, by id or by time.
 public enum HistoryPage: Sendable, Equatable {
     /// The newest `limit` messages older than the id (`Int64.max`: the newest of all).
     case before(Int64)
     /// The oldest `limit` messages newer than the id.
     case after(Int64)
+    /// The newest `limit` messages older than the point.
+    case beforePoint(HistoryPoint)
+    /// The oldest `limit` messages newer than the point.
+    case afterPoint(HistoryPoint)
+    /// The newest `limit` messages newer than the point.
+    case latestAfter(HistoryPoint)
+    /// About half the page before the point, the rest from it on.
+    case around(HistoryPoint)
+    /// The oldest `limit` messages strictly between two points (in either order).
+    case between(HistoryPoint, HistoryPoint)
+}
+
+/// A point in a conversation's history: a message id, or a time (milliseconds since the epoch).
+public enum HistoryPoint: Sendable, Equatable {
+    case id(Int64)
+    case time(Int64)
 }
 
 /// Where a message goes: a room, or a user (a direct message).

@@ -73,10 +73,13 @@ public enum ServerFrame {
     public struct ConversationSummary: Sendable, Equatable {
         public var with: String
         public var lastID: Int64
+        /// When the last message was said (not in the native frame; IRC's chathistory TARGETS).
+        public var lastTimestamp: Int64
 
-        public init(with: String, lastID: Int64) {
+        public init(with: String, lastID: Int64, lastTimestamp: Int64 = 0) {
             self.with = with
             self.lastID = lastID
+            self.lastTimestamp = lastTimestamp
         }
     }
 

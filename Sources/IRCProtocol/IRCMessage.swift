@@ -137,7 +137,7 @@ public struct IRCMessage: Sendable, Equatable {
     }
 
     /// IRCv3 message-tags value escaping: `;` `\s` `\\` `\r` `\n`.
-    static func escapeTagValue(_ value: String, into line: inout String) {
+    public static func escapeTagValue(_ value: String, into line: inout String) {
         for scalar in value.unicodeScalars {
             switch scalar {
             case ";": line += "\\:"
@@ -152,7 +152,7 @@ public struct IRCMessage: Sendable, Equatable {
 
     /// The inverse; an unknown escape stands for the character itself and a lone trailing
     /// backslash is dropped, as the spec says.
-    static func unescapeTagValue(_ raw: String) -> String {
+    public static func unescapeTagValue(_ raw: String) -> String {
         guard raw.contains("\\") else { return raw }
         var value = String.UnicodeScalarView()
         var escaping = false

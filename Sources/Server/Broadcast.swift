@@ -1,87 +1,178 @@
 import ChatProtocol
 import NIOCore
 
-/// A run of a room's events encoded once for the wire, shared by every member it goes to.
-/// Immutable once built, so it crosses event loops freely.
+/// The wire formats a run can be encoded in. A room encodes each run once per format its members
+/// speak; a session writes the encoding of its own format.
+enum WireFormat: Hashable, Sendable {
+    /// PROTOCOL.md's JSON lines.
+    case native
+    /// IRC lines; the features change the lines themselves (tags), so each set is its own format.
+    case irc(IRCFeatures)
+}
+
+/// What changes the bytes of an IRC line for a client: the capabilities that add tags.
+struct IRCFeatures: OptionSet, Hashable, Sendable {
+    let rawValue: UInt8
+    /// `message-tags`: `msgid` (and client tags).
+    static let messageTags = IRCFeatures(rawValue: 1)
+    /// `server-time`: `time`.
+    static let serverTime = IRCFeatures(rawValue: 2)
+    /// `account-tag`: `account` on messages of accounts.
+    static let accountTag = IRCFeatures(rawValue: 4)
+}
+
+/// Something a room tells its members, in no wire format.
+enum RoomEvent: Sendable {
+    case message(ChatMessage, author: Author)
+    case presence(Presence)
+
+    /// Who said a message, as far as its delivery needs to know.
+    struct Author: Sendable {
+        /// The session that sent it: its copy is the acknowledgement (or, in IRC, the echo).
+        let sessionID: Int
+        /// The sender's request id, for the acknowledgement.
+        let re: RequestID?
+        /// Whether the author is an account (IRC's `account` tag).
+        let isAccount: Bool
+    }
+
+    struct Presence: Sendable {
+        let room: String
+        let name: String
+        let event: ServerFrame.PresenceEvent
+        /// A leave because the connection ended (IRC `QUIT`), not a leave of the room (`PART`).
+        let isQuit: Bool
+        let reason: String?
+        let timestamp: Int64
+        /// The session whose own join this is: it is not sent it, nor anything before it in the run.
+        let joinerSessionID: Int?
+    }
+}
+
+/// A run of a room's events (committed messages in id order, or presence), with its encoding in
+/// every wire format present among the members it goes to. Immutable once built, so it crosses
+/// event loops freely; nothing in it is per recipient.
 final class Broadcast: Sendable {
     let room: String
-    /// Every frame of the run, concatenated: what a member that sent none of them receives.
-    let bytes: ByteBuffer
-    /// Per-member replacements: the sender's own copy carrying `re` (an acknowledgement), or
-    /// nothing in place of a joiner's own join. Where in `bytes` the shared frame sits and what
-    /// replaces it. Empty for most runs.
-    let acknowledgements: [Acknowledgement]
+    let events: [RoomEvent]
+    /// Events that one session gets differently (its acknowledgements, its own join), as
+    /// (session id, event index), in event order. Empty for most runs.
+    let personal: [(sessionID: Int, event: Int)]
     /// The newest message id in the run (nil for a run of presence only).
     let lastMessageID: Int64?
     /// How many messages the run holds (0 for presence).
     let messageCount: Int
+    private let encodings: [(format: WireFormat, run: EncodedRun)]
 
-    struct Acknowledgement: Sendable {
-        let sessionID: Int
-        let range: Range<Int>
-        let frame: ByteBuffer
+    /// A run in one wire format: all of its events' frames, concatenated, as every member that
+    /// has no personal event in it receives them.
+    struct EncodedRun: Sendable {
+        var bytes: ByteBuffer
+        /// Where each event's frames start in `bytes`, and the end (only when `personal` is not
+        /// empty, for the sessions that get a spliced copy).
+        var offsets: [Int]
     }
 
-    init(room: String, bytes: ByteBuffer, acknowledgements: [Acknowledgement], lastMessageID: Int64?, messageCount: Int = 0) {
+    init(room: String, events: [RoomEvent], formats: some Sequence<WireFormat>, allocator: ByteBufferAllocator) {
         self.room = room
-        self.bytes = bytes
-        self.acknowledgements = acknowledgements
+        self.events = events
+        var personal: [(sessionID: Int, event: Int)] = []
+        var lastMessageID: Int64?
+        var messageCount = 0
+        for (index, event) in events.enumerated() {
+            switch event {
+            case .message(let message, let author):
+                lastMessageID = message.id
+                messageCount += 1
+                personal.append((author.sessionID, index))
+            case .presence(let presence):
+                if let joiner = presence.joinerSessionID { personal.append((joiner, index)) }
+            }
+        }
+        self.personal = personal
         self.lastMessageID = lastMessageID
         self.messageCount = messageCount
+        let needsOffsets = !personal.isEmpty
+        encodings = formats.map { format in
+            (format, Self.encode(events, as: format, withOffsets: needsOffsets, allocator: allocator))
+        }
     }
 
-    /// The buffers to write to session `sessionID`, in order: the shared bytes, or slices of
-    /// them with the session's own acknowledgements spliced in.
-    func buffers(for sessionID: Int) -> BuffersForSession {
-        guard !acknowledgements.isEmpty, acknowledgements.contains(where: { $0.sessionID == sessionID }) else {
-            return .shared(bytes)
-        }
-        var parts: [ByteBuffer] = []
-        var position = 0
-        for acknowledgement in acknowledgements where acknowledgement.sessionID == sessionID {
-            if acknowledgement.range.lowerBound > position {
-                parts.append(bytes.getSlice(at: bytes.readerIndex + position, length: acknowledgement.range.lowerBound - position)!)
+    /// The run in `format` (which was among the formats it was built for).
+    func encoded(as format: WireFormat) -> EncodedRun {
+        // One or two formats in practice: a scan beats hashing.
+        for encoding in encodings where encoding.format == format { return encoding.run }
+        preconditionFailure("a run was not encoded for a format among its recipients")
+    }
+
+    /// The events of the run that session `sessionID` gets its own way, in order.
+    func personalEvents(of sessionID: Int) -> [Int] {
+        guard !personal.isEmpty else { return [] }
+        return personal.compactMap { $0.sessionID == sessionID ? $0.event : nil }
+    }
+
+    private static func encode(_ events: [RoomEvent], as format: WireFormat, withOffsets: Bool, allocator: ByteBufferAllocator) -> EncodedRun {
+        var bytes = allocator.buffer(capacity: events.count * 160)
+        var offsets: [Int] = []
+        if withOffsets { offsets.reserveCapacity(events.count + 1) }
+        for event in events {
+            if withOffsets { offsets.append(bytes.readableBytes) }
+            switch format {
+            case .native: NativeEncoding.write(event, into: &bytes)
+            case .irc(let features): IRCEncoding.write(event, features: features, into: &bytes)
             }
-            if acknowledgement.frame.readableBytes > 0 { parts.append(acknowledgement.frame) }
-            position = acknowledgement.range.upperBound
         }
-        if position < bytes.readableBytes {
-            parts.append(bytes.getSlice(at: bytes.readerIndex + position, length: bytes.readableBytes - position)!)
-        }
-        return .parts(parts)
+        if withOffsets { offsets.append(bytes.readableBytes) }
+        return EncodedRun(bytes: bytes, offsets: offsets)
     }
+}
 
-    enum BuffersForSession {
-        case shared(ByteBuffer)
-        case parts([ByteBuffer])
+extension Broadcast {
+    /// A run of committed messages of one room.
+    static func messages(_ deliveries: ArraySlice<CommittedDelivery>, room: String, formats: some Sequence<WireFormat>,
+                         allocator: ByteBufferAllocator) -> Broadcast {
+        Broadcast(room: room, events: deliveries.map { .message($0.message, author: $0.author) }, formats: formats, allocator: allocator)
     }
 }
 
 /// A committed message on its way from the writer to its room, with who to acknowledge.
 struct CommittedDelivery: Sendable {
     let message: ChatMessage
-    let senderSessionID: Int
-    let re: RequestID?
+    let author: RoomEvent.Author
 }
 
-extension Broadcast {
-    /// Encodes a run of committed messages of one room.
-    static func messages(_ deliveries: ArraySlice<CommittedDelivery>, room: String, allocator: ByteBufferAllocator) -> Broadcast {
-        var bytes = allocator.buffer(capacity: deliveries.count * 160)
-        var acknowledgements: [Acknowledgement] = []
-        for delivery in deliveries {
-            let start = bytes.writerIndex
-            ServerFrame.message(delivery.message, re: nil, into: &bytes)
-            if let re = delivery.re {
-                var frame = allocator.buffer(capacity: bytes.writerIndex - start + 16)
-                ServerFrame.message(delivery.message, re: re, into: &frame)
-                acknowledgements.append(Acknowledgement(
-                    sessionID: delivery.senderSessionID,
-                    range: (start - bytes.readerIndex)..<(bytes.writerIndex - bytes.readerIndex),
-                    frame: frame))
+/// How a wire adapter writes a run to one session: the shared bytes when nothing in it is the
+/// session's own, else the shared parts around its own events, each replaced by `replace`.
+extension Broadcast.EncodedRun {
+    func write(personal: [Int], events: [RoomEvent], to write: (ByteBuffer) -> Void,
+               replace: (_ index: Int, _ event: RoomEvent, _ frames: ByteBuffer) -> ReplacedEvent) {
+        guard !personal.isEmpty else { return write(bytes) }
+        var position = 0
+        for index in personal {
+            let start = offsets[index], end = offsets[index + 1]
+            let frames = bytes.getSlice(at: bytes.readerIndex + start, length: end - start)!
+            switch replace(index, events[index], frames) {
+            case .keep:
+                continue
+            case .skipThrough:
+                position = end
+            case .with(let replacement):
+                if start > position { write(bytes.getSlice(at: bytes.readerIndex + position, length: start - position)!) }
+                if let replacement, replacement.readableBytes > 0 { write(replacement) }
+                position = end
             }
         }
-        return Broadcast(room: room, bytes: bytes, acknowledgements: acknowledgements, lastMessageID: deliveries.last?.message.id,
-                         messageCount: deliveries.count)
+        if position < bytes.readableBytes {
+            write(bytes.getSlice(at: bytes.readerIndex + position, length: bytes.readableBytes - position)!)
+        }
+    }
+
+    enum ReplacedEvent {
+        /// The shared frames, unchanged.
+        case keep
+        /// Nothing of the run up to and including this event (a joiner's own join).
+        case skipThrough
+        /// These frames instead (nil: nothing).
+        case with(ByteBuffer?)
     }
 }

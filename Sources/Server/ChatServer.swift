@@ -30,9 +30,14 @@ public final class ChatServer: Sendable {
     /// Where `/metrics` is served (the real port when configured with 0), when enabled.
     public var metricsPort: Int? { metricsListener?.localAddress?.port }
 
+    private let ircListener: (any Channel)?
+    /// Where the IRC listener listens (the real port when configured with 0), when enabled.
+    public var ircPort: Int? { ircListener?.localAddress?.port }
+
     private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel,
-                 periodicTasks: [RepeatedTask], tls: ServerTLS?, metricsListener: (any Channel)?) {
+                 periodicTasks: [RepeatedTask], tls: ServerTLS?, metricsListener: (any Channel)?, ircListener: (any Channel)?) {
         self.tls = tls
+        self.ircListener = ircListener
         self.metricsListener = metricsListener
         self.host = host
         self.port = port
@@ -70,7 +75,7 @@ public final class ChatServer: Sendable {
                                     value: .init(low: limits.maxOutboundBytes / 2, high: limits.maxOutboundBytes + 1))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tls {
+                        if configuration.server.tls, let tls {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                         }
                         try channel.pipeline.syncOperations.addHandler(NativeConnection(server: context))
@@ -78,6 +83,20 @@ public final class ChatServer: Sendable {
                 }
             let listener = try await bootstrap.bind(host: configuration.server.host, port: configuration.server.port).get()
             let port = listener.localAddress?.port ?? configuration.server.port
+            var ircListener: (any Channel)?
+            if configuration.irc.enabled {
+                let irc = configuration.irc
+                ircListener = try await bootstrap
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            if irc.tls, let tls {
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+                            }
+                            try channel.pipeline.syncOperations.addHandler(IRCConnection(server: context))
+                        }
+                    }
+                    .bind(host: irc.host, port: irc.port).get()
+            }
             var metricsListener: (any Channel)?
             if configuration.metrics.enabled {
                 metricsListener = try await startMetricsListener(context: context, group: group)
@@ -87,7 +106,8 @@ public final class ChatServer: Sendable {
                 periodicTasks.append(startRetention(context: context, days: days))
             }
             return ChatServer(host: configuration.server.host, port: port, context: context, group: group,
-                              listener: listener, periodicTasks: periodicTasks, tls: tls, metricsListener: metricsListener)
+                              listener: listener, periodicTasks: periodicTasks, tls: tls, metricsListener: metricsListener,
+                              ircListener: ircListener)
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
@@ -159,6 +179,7 @@ public final class ChatServer: Sendable {
         context.logger.info("shutting down: \(reason)")
         for task in periodicTasks { task.cancel() }
         try? await listener.close()
+        try? await ircListener?.close()
         try? await metricsListener?.close()
         // Commit what was handed in, then let it reach the rooms and, one hop later, the members.
         try? await context.database.waitForPendingWrites()

@@ -12,16 +12,15 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     private let maxLineBytes: Int
     private var context: ChannelHandlerContext?
     private var session: Session?
-    /// The start of a line whose end has not arrived yet.
-    private var partialLine: ByteBuffer?
-    /// Inside a line over the limit: its bytes are dropped until its newline.
-    private var isDiscardingLine = false
-    private var isAdmitted = false
+    private var framer: LineFramer
 
     init(server: ServerContext) {
         self.server = server
         self.maxLineBytes = server.configuration.limits.maxLineBytes
+        self.framer = LineFramer(maxLineBytes: maxLineBytes)
     }
+
+    var wireFormat: WireFormat { .native }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -32,106 +31,37 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let configuration = server.configuration
-        let peer = context.remoteAddress?.description ?? "?"
-        guard server.registry.admitConnection(limit: configuration.limits.maxClients) else {
-            server.logger.notice("refused \(peer): server full")
-            sendError(ProtocolError(.serverFull, "the server is full (\(configuration.limits.maxClients) clients); try again later"))
+        switch server.admitConnection(on: context, output: self) {
+        case .refused(let reason):
+            sendError(ProtocolError(.serverFull, reason))
             close()
-            return
+        case .session(let session):
+            self.session = session
+            var buffer = context.channel.allocator.buffer(capacity: 96)
+            ServerFrame.greeting(server: server.configuration.server.name, passwordRequired: server.reloadable.withLock { $0.password != nil },
+                                 into: &buffer)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
-        let address = context.remoteAddress?.ipAddress ?? peer
-        if let refusal = server.admission.admit(address) {
-            server.registry.releaseConnection()
-            server.logger.notice("refused \(peer): \(refusal.message)")
-            sendError(ProtocolError(.serverFull, refusal.message))
-            close()
-            return
-        }
-        isAdmitted = true
-        let loopIndex = server.loopIndex(of: context.eventLoop)
-        let session = Session(id: server.registry.makeSessionID(), loopIndex: loopIndex, eventLoop: context.eventLoop,
-                              server: server, output: self, peer: peer, address: address)
-        self.session = session
-        server.shards[loopIndex].sessions[session.id] = session
-        server.logger.info("connect \(peer)")
-        var buffer = context.channel.allocator.buffer(capacity: 96)
-        ServerFrame.greeting(server: configuration.server.name, passwordRequired: server.reloadable.withLock { $0.password != nil }, into: &buffer)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let session {
-            let wasPending = !session.hasLoggedIn
-            session.detach()
-            server.admission.release(session.address, wasPending: wasPending)
-            server.shards[session.loopIndex].sessions[session.id] = nil
-            server.logger.info("disconnect \(session.userName.isEmpty ? (context.remoteAddress?.description ?? "?") : session.userName)")
-        }
+        if let session { server.connectionClosed(session) }
         session = nil
-        if isAdmitted {
-            isAdmitted = false
-            server.registry.releaseConnection()
-        }
-        partialLine = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        while buffer.readableBytes > 0 {
-            guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
-                keepPartial(&buffer)
-                return
+        framer.process(&buffer, allocator: context.channel.allocator) { line in
+            switch line {
+            case .line(let line): handleLine(line)
+            case .tooLong: session?.receive(.error(ProtocolError(.tooLong, "line longer than \(maxLineBytes) bytes (discarded)")))
             }
-            let length = newline - buffer.readerIndex
-            if isDiscardingLine {
-                buffer.moveReaderIndex(forwardBy: length + 1)
-                isDiscardingLine = false
-                session?.receive(.error(ProtocolError(.tooLong, "line longer than \(maxLineBytes) bytes (discarded)")))
-                continue
-            }
-            var line = buffer.readSlice(length: length)!
-            buffer.moveReaderIndex(forwardBy: 1)
-            if var partial = partialLine {
-                partialLine = nil
-                partial.writeBuffer(&line)
-                line = partial
-            }
-            handleLine(line)
-        }
-    }
-
-    private func keepPartial(_ buffer: inout ByteBuffer) {
-        if isDiscardingLine {
-            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-            return
-        }
-        let total = (partialLine?.readableBytes ?? 0) + buffer.readableBytes
-        if total > maxLineBytes + 1 {
-            partialLine = nil
-            isDiscardingLine = true
-            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-            return
-        }
-        if partialLine == nil {
-            // Copy, so the (large) read buffer is not kept alive for a few bytes.
-            var copy = context!.channel.allocator.buffer(capacity: max(buffer.readableBytes, 64))
-            copy.writeBuffer(&buffer)
-            partialLine = copy
-        } else {
-            partialLine!.writeBuffer(&buffer)
         }
     }
 
     private func handleLine(_ line: ByteBuffer) {
-        var line = line
-        if line.readableBytesView.last == UInt8(ascii: "\r") { line.moveWriterIndex(to: line.writerIndex - 1) }
-        guard line.readableBytes <= maxLineBytes else {
-            session?.receive(.error(ProtocolError(.tooLong, "line longer than \(maxLineBytes) bytes (discarded)")))
-            return
-        }
         guard line.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) else {
             return // blank lines are ignored
         }
@@ -228,13 +158,14 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         send { ServerFrame.error(error, into: &$0) }
     }
 
-    func write(_ buffers: Broadcast.BuffersForSession) {
+    func write(_ run: Broadcast, sessionID: Int) {
         guard let context else { return }
-        switch buffers {
-        case .shared(let bytes):
+        let encoded = run.encoded(as: .native)
+        let allocator = context.channel.allocator
+        encoded.write(personal: run.personalEvents(of: sessionID), events: run.events) { bytes in
             context.write(wrapOutboundOut(bytes), promise: nil)
-        case .parts(let parts):
-            for part in parts { context.write(wrapOutboundOut(part), promise: nil) }
+        } replace: { _, event, _ in
+            NativeEncoding.replacement(for: event, allocator: allocator)
         }
     }
 

@@ -22,18 +22,18 @@ final class RoomShard: @unchecked Sendable {
         var pendingMarkerWrites = 0
         /// Member names in the order they joined: a join appends, no re-sorting per join.
         var memberNames: [String] = []
-        /// Presence frames not yet sent, and who joined since (not sent their own join).
-        var pendingPresence: ByteBuffer?
-        /// Each joiner in the pending run, and where its own join frame sits (it is not sent that).
-        var presenceJoiners: [(sessionID: Int, range: Range<Int>)] = []
+        /// Presence not yet sent (each joiner's own join is marked: it is not sent that).
+        var pendingPresence: [RoomEvent] = []
         var isPresenceFlushScheduled = false
+        /// How many members speak each wire format: a run is encoded once for each of these.
+        var formatCounts: [WireFormat: Int] = [:]
 
         init(name: String, loopCount: Int) {
             self.name = name
             self.membersByLoop = Array(repeating: [], count: loopCount)
         }
 
-        var isIdle: Bool { members.isEmpty && pendingMarkerWrites == 0 && pendingPresence == nil }
+        var isIdle: Bool { members.isEmpty && pendingMarkerWrites == 0 && pendingPresence.isEmpty }
     }
 
     /// What a joiner needs from the room.
@@ -78,11 +78,12 @@ final class RoomShard: @unchecked Sendable {
         }
         room.members[subscription.sessionID] = subscription
         room.membersByLoop[subscription.loopIndex].append(subscription)
+        room.formatCounts[subscription.format, default: 0] += 1
         let sessions = room.sessionsPerUser[subscription.userKey, default: 0] + 1
         room.sessionsPerUser[subscription.userKey] = sessions
         if sessions == 1 {
             room.memberNames.append(subscription.displayName)
-            queuePresence(in: room, name: subscription.displayName, event: .join, reason: nil, joiner: subscription.sessionID)
+            queuePresence(in: room, name: subscription.displayName, event: .join, isQuit: false, reason: nil, joiner: subscription.sessionID)
             server.logger.info("join #\(room.name) \(subscription.displayName)")
         }
         return JoinAcceptance(
@@ -91,17 +92,19 @@ final class RoomShard: @unchecked Sendable {
     }
 
     /// Removes a member, tells the others (with the quit reason, if any) and saves its read marker.
-    func leave(_ subscription: Subscription, marker: Int64, userID: Int64, reason: String?) {
+    func leave(_ subscription: Subscription, marker: Int64, userID: Int64, isQuit: Bool, reason: String?) {
         eventLoop.assertInEventLoop()
         guard let room = rooms[subscription.room.name],
               let member = room.members[subscription.sessionID], member === subscription else { return }
         room.members[subscription.sessionID] = nil
         room.membersByLoop[subscription.loopIndex].removeAll { $0 === subscription }
+        let speakers = room.formatCounts[subscription.format, default: 1] - 1
+        room.formatCounts[subscription.format] = speakers > 0 ? speakers : nil
         let sessions = room.sessionsPerUser[subscription.userKey, default: 1] - 1
         room.sessionsPerUser[subscription.userKey] = sessions > 0 ? sessions : nil
         if sessions == 0 {
             if let index = room.memberNames.firstIndex(of: subscription.displayName) { room.memberNames.remove(at: index) }
-            queuePresence(in: room, name: subscription.displayName, event: .leave, reason: reason, joiner: nil)
+            queuePresence(in: room, name: subscription.displayName, event: .leave, isQuit: isQuit, reason: reason, joiner: nil)
             server.logger.info("leave #\(room.name) \(subscription.displayName)\(reason.map { " (\($0))" } ?? "")")
         }
 
@@ -128,11 +131,9 @@ final class RoomShard: @unchecked Sendable {
     /// Presence is sent in runs, like messages: frames queue in the room and go out together
     /// at the end of this loop turn (or before the room's next messages, to keep their order).
     /// A join storm of N clients then costs a few runs per member, not N² single frames.
-    private func queuePresence(in room: Room, name: String, event: ServerFrame.PresenceEvent, reason: String?, joiner: Int?) {
-        if room.pendingPresence == nil { room.pendingPresence = server.allocator.buffer(capacity: 256) }
-        let start = room.pendingPresence!.readableBytes
-        ServerFrame.presence(room: room.name, name: name, event: event, reason: reason, timestamp: Timestamp.now(), into: &room.pendingPresence!)
-        if let joiner { room.presenceJoiners.append((joiner, start..<room.pendingPresence!.readableBytes)) }
+    private func queuePresence(in room: Room, name: String, event: ServerFrame.PresenceEvent, isQuit: Bool, reason: String?, joiner: Int?) {
+        room.pendingPresence.append(.presence(RoomEvent.Presence(
+            room: room.name, name: name, event: event, isQuit: isQuit, reason: reason, timestamp: Timestamp.now(), joinerSessionID: joiner)))
         guard !room.isPresenceFlushScheduled else { return }
         room.isPresenceFlushScheduled = true
         let roomName = room.name
@@ -155,15 +156,12 @@ final class RoomShard: @unchecked Sendable {
     static let presenceBatchingDelay = TimeAmount.milliseconds(20)
 
     private func flushPresence(in room: Room) {
-        guard let bytes = room.pendingPresence else { return }
-        room.pendingPresence = nil
-        let joiners = room.presenceJoiners
-        room.presenceJoiners = []
+        guard !room.pendingPresence.isEmpty else { return }
+        let events = room.pendingPresence
+        room.pendingPresence = []
         // Only the others hear of a join, and a joiner hears only of what came after it (its
-        // `joined` list already had the rest): each joiner's run starts after its own frame.
-        let nothing = server.allocator.buffer(capacity: 0)
-        let ownFrames = joiners.map { Broadcast.Acknowledgement(sessionID: $0.sessionID, range: 0..<$0.range.upperBound, frame: nothing) }
-        fanOut(Broadcast(room: room.name, bytes: bytes, acknowledgements: ownFrames, lastMessageID: nil), in: room)
+        // `joined` list already had the rest): each joiner's run starts after its own join.
+        fanOut(Broadcast(room: room.name, events: events, formats: room.formatCounts.keys, allocator: server.allocator), in: room)
     }
 
     private func dropIfIdle(_ room: Room) {
@@ -201,7 +199,7 @@ final class RoomShard: @unchecked Sendable {
             }
             if let room = rooms[roomName], !room.members.isEmpty {
                 flushPresence(in: room)
-                fanOut(Broadcast.messages(run, room: roomName, allocator: server.allocator), in: room)
+                fanOut(Broadcast.messages(run, room: roomName, formats: room.formatCounts.keys, allocator: server.allocator), in: room)
             }
             start = end
         }

@@ -160,26 +160,20 @@ final class ServerContext: Sendable {
     }
 
     /// Writes a committed direct message to every live session of its sender and recipient:
-    /// encoded once, the sender's session that asked getting the copy with `re`. Called on the
+    /// encoded once per wire format among them, the sender's session that asked getting its
+    /// acknowledgement. Called on the
     /// writer's thread in commit order, and each session's loop runs its posts in that order.
-    func deliverDirect(_ message: ChatMessage, senderSessionID: Int, re: RequestID?) {
+    func deliverDirect(_ message: ChatMessage, author: RoomEvent.Author) {
         if configuration.log.messages {
             logger.info("@\(message.to ?? "?") <\(message.from)>")
         }
-        var frame = allocator.buffer(capacity: 128 + message.text.utf8.count)
-        ServerFrame.message(message, re: nil, into: &frame)
-        var acknowledgement: ByteBuffer?
-        if let re {
-            var copy = allocator.buffer(capacity: frame.readableBytes + 24)
-            ServerFrame.message(message, re: re, into: &copy)
-            acknowledgement = copy
-        }
         let sessions = registry.sessions(holding: [message.from, message.to ?? message.from])
+        let formats = Set(sessions.map(\.wireFormat))
+        let run = Broadcast(room: "", events: [.message(message, author: author)], formats: formats, allocator: allocator)
         // Counted before it is written, so a scrape never lags what a client has seen.
         metrics.deliveries.increment(by: sessions.count)
         for session in sessions {
-            let bytes = session.id == senderSessionID ? acknowledgement ?? frame : frame
-            session.eventLoop.execute { session.writeDirect(bytes) }
+            session.eventLoop.execute { session.writeDirect(run) }
         }
     }
 

@@ -19,7 +19,7 @@ public final class ServerTLS: Sendable {
 
     /// The TLS settings of `configuration`, or nil when no listener asks for TLS.
     public convenience init?(_ configuration: ServerConfiguration) throws {
-        guard configuration.server.tls, let certificate = configuration.tls.certificate, let key = configuration.tls.key else { return nil }
+        guard configuration.server.tls || configuration.irc.tls || configuration.web.tls, let certificate = configuration.tls.certificate, let key = configuration.tls.key else { return nil }
         try self.init(certificate: certificate, key: key)
     }
 

@@ -116,6 +116,7 @@ extension Session {
     }
 
     private func claimAndRecordLogin(name: String, asAccount: Bool, re: RequestID?) {
+        fixWireFormat()
         guard server.registry.claim(name: name, session: self, asAccount: asAccount) else {
             output?.sendError(ProtocolError(.nameTaken, "\(name) is already online; pick another name", re: re))
             resume()

@@ -17,7 +17,7 @@ extension Session {
         let room = subscription.room
         let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text, authorName: user.name)
         let shardIndex = server.shardIndex(forRoom: roomName)
-        let sessionID = id
+        let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount)
         let server = self.server
         let settle = trackPendingSay()
         server.database.appendMessage(draft) { [weak self] result in
@@ -28,7 +28,7 @@ extension Session {
                 if let author = committed.recreatedAuthor { self?.adoptRecreatedUser(author) }
                 let message = ChatMessage(id: committed.id, timestamp: committed.timestamp, room: room.name,
                                           from: user.name, kind: kind, text: text)
-                server.dispatcher.dispatch(CommittedDelivery(message: message, senderSessionID: sessionID, re: re), toShard: shardIndex)
+                server.dispatcher.dispatch(CommittedDelivery(message: message, author: author), toShard: shardIndex)
             case .failure(let error):
                 server.logger.error("storing a message of \(user.name) in #\(room.name) failed: \(error)")
                 self?.answerFromWriter(ProtocolError(.internal, "the message could not be stored", re: re))
@@ -44,7 +44,7 @@ extension Session {
             return
         }
         guard admitMessage(text, re: re) else { return }
-        let sessionID = id
+        let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount)
         let server = self.server
         let settle = trackPendingSay()
         server.database.appendDirectMessage(from: user, to: recipient, kind: kind, text: text) { [weak self] result in
@@ -55,7 +55,7 @@ extension Session {
                 if let author = committed.message.recreatedAuthor { self?.adoptRecreatedUser(author) }
                 let message = ChatMessage(id: committed.message.id, timestamp: committed.message.timestamp, room: "",
                                           from: user.name, to: committed.recipient.name, kind: kind, text: text)
-                server.deliverDirect(message, senderSessionID: sessionID, re: re)
+                server.deliverDirect(message, author: author)
             case .failure(StorageError.noSuchUser):
                 self?.answerFromWriter(ProtocolError(.noSuchUser, "there is no user \(recipient): nobody has logged in with that name", re: re))
             case .failure(let error):

@@ -99,7 +99,7 @@ extension Session {
         let marker = subscription.lastSentID
         let shard = server.shard(forRoom: roomName)
         shard.eventLoop.execute {
-            shard.leave(subscription, marker: marker, userID: user.id, reason: nil)
+            shard.leave(subscription, marker: marker, userID: user.id, isQuit: false, reason: nil)
         }
     }
 

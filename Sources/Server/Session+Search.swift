@@ -24,7 +24,7 @@ extension Session {
         guard requireAccount(re: re) else { return }
         let database = server.database
         read(re: re, failure: "the conversations could not be listed") {
-            try database.conversations(of: user.id).map { ServerFrame.ConversationSummary(with: $0.with, lastID: $0.lastID) }
+            try database.conversations(of: user.id).map { ServerFrame.ConversationSummary(with: $0.with, lastID: $0.lastID, lastTimestamp: $0.lastTimestamp) }
         } answer: { output, conversations in
             output.sendConversations(re: re, conversations)
         }

@@ -37,6 +37,16 @@ final class Session: @unchecked Sendable {
     /// Closes the connection if it has not logged in by then (`limits.loginTimeoutSeconds`).
     var loginDeadline: Scheduled<Void>?
 
+    /// The wire format the session's rooms and direct messages are encoded in for it, fixed at
+    /// login (IRC capabilities that change tags apply to room runs from the next login).
+    /// Written before the session is registered under its name, read by the writer's thread
+    /// through the registry's lock afterwards.
+    nonisolated(unsafe) private(set) var wireFormat = WireFormat.native
+
+    func fixWireFormat() {
+        wireFormat = output?.wireFormat ?? .native
+    }
+
     /// Whether the session got past login (admission counts it as waiting until then).
     var hasLoggedIn = false
     var subscriptions: [String: Subscription] = [:]
@@ -117,9 +127,14 @@ final class Session: @unchecked Sendable {
     // MARK: Input
 
     /// A frame (or a framing error) from the client, in order.
-    func receive(_ inbound: Inbound) {
+    /// The client said something (any line, even one its adapter answers by itself).
+    func heard() {
         lastHeard = .now()
         pingSent = false
+    }
+
+    func receive(_ inbound: Inbound) {
+        heard()
         if case .closed = phase { return }
         if isBusy || inboxHead < inbox.count || isAtSayLimit {
             inbox.append(inbound)
@@ -210,7 +225,7 @@ final class Session: @unchecked Sendable {
     // MARK: Delivery (called by subscriptions on this loop)
 
     func write(_ broadcast: Broadcast) {
-        output?.write(broadcast.buffers(for: id))
+        output?.write(broadcast, sessionID: id)
     }
 
     func flush() {
@@ -222,10 +237,10 @@ final class Session: @unchecked Sendable {
         if bytes > server.configuration.limits.maxOutboundBytes { slowConsumer() }
     }
 
-    /// Writes a direct message frame (encoded once for all its recipients) and flushes it.
-    func writeDirect(_ frame: ByteBuffer) {
+    /// Writes a direct message (encoded once per wire format of its recipients) and flushes it.
+    func writeDirect(_ broadcast: Broadcast) {
         guard case .active = phase else { return }
-        output?.write(.shared(frame))
+        output?.write(broadcast, sessionID: id)
         output?.flush()
     }
 
@@ -278,7 +293,7 @@ final class Session: @unchecked Sendable {
             let marker = subscription.lastSentID
             let shard = server.shard(forRoom: roomName)
             shard.eventLoop.execute {
-                shard.leave(subscription, marker: marker, userID: user.id, reason: reason)
+                shard.leave(subscription, marker: marker, userID: user.id, isQuit: true, reason: reason)
             }
         }
         subscriptions = [:]

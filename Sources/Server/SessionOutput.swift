@@ -3,8 +3,10 @@ import NIOCore
 import Storage
 
 /// What a session says to its client, in protocol-neutral terms. A wire adapter (the native
-/// JSON-lines protocol, later IRC) implements it; every call happens on the session's loop.
+/// JSON-lines protocol, IRC) implements it; every call happens on the session's loop.
 protocol SessionOutput: AnyObject {
+    /// The format rooms encode runs in for this client.
+    var wireFormat: WireFormat { get }
     func sendWelcome(re: RequestID?, name: String, isAccount: Bool, defaultRoom: String, motd: String?)
     func sendRegistered(re: RequestID?, name: String)
     func sendJoined(re: RequestID?, room: String, members: [String])
@@ -19,8 +21,9 @@ protocol SessionOutput: AnyObject {
     func sendBye()
     func sendShutdown(reason: String)
     func sendError(_ error: ProtocolError)
-    /// Writes a run of room events without flushing.
-    func write(_ buffers: Broadcast.BuffersForSession)
+    /// Writes a run of room events (or a direct message) without flushing: its shared encoding
+    /// in `wireFormat`, with this session's own events (acknowledgements, its join) its own way.
+    func write(_ run: Broadcast, sessionID: Int)
     func flush()
     /// Flushes what is written, then closes the connection.
     func close()

@@ -9,6 +9,8 @@ import Synchronization
 final class SessionRegistry: Sendable {
     /// The sessions holding one name: a guest name has one, an account any number.
     private struct Holder {
+        /// The name as its first session spelled it.
+        var name: String
         var isAccount: Bool
         var sessions: [Int: Session]
     }
@@ -51,7 +53,7 @@ final class SessionRegistry: Sendable {
                 holder.sessions[session.id] = session
                 names[key] = holder
             } else {
-                names[key] = Holder(isAccount: asAccount, sessions: [session.id: session])
+                names[key] = Holder(name: name, isAccount: asAccount, sessions: [session.id: session])
             }
             return true
         }
@@ -81,6 +83,12 @@ final class SessionRegistry: Sendable {
     }
 
     /// Every session holding one of `names`, each once.
+    /// Who holds `name` now, as they spell it, and whether it is an account.
+    func holder(of name: String) -> (name: String, isAccount: Bool)? {
+        let key = Names.userKey(name)
+        return names.withLock { names in names[key].map { ($0.name, $0.isAccount) } }
+    }
+
     func sessions(holding users: [String]) -> [Session] {
         let keys = Set(users.map(Names.userKey))
         return names.withLock { names in keys.flatMap { names[$0].map { Array($0.sessions.values) } ?? [] } }

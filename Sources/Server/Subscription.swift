@@ -19,6 +19,8 @@ final class Subscription: @unchecked Sendable {
     let userKey: String
     let displayName: String
     let loopIndex: Int
+    /// The wire format of the session when it joined: what the room encodes runs in for it.
+    let format: WireFormat
     let eventLoop: any EventLoop
     /// Strong (a weak load per delivery costs measurably on the fan-out path); the cycle with the
     /// session is broken when the subscription closes.
@@ -36,6 +38,7 @@ final class Subscription: @unchecked Sendable {
         self.userKey = Names.userKey(session.userName)
         self.displayName = session.userName
         self.loopIndex = session.loopIndex
+        self.format = session.wireFormat
         self.eventLoop = session.eventLoop
         self.session = session
     }
@@ -49,7 +52,7 @@ final class Subscription: @unchecked Sendable {
             return nil
         case .replaying(var pending, let bytes):
             pending.append(broadcast)
-            let total = bytes + broadcast.bytes.readableBytes
+            let total = bytes + broadcast.encoded(as: format).bytes.readableBytes
             state = .replaying(pending: pending, bytes: total)
             session?.checkBuffered(bytes: total)
             return nil

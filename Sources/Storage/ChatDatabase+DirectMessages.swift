@@ -67,16 +67,16 @@ extension ChatDatabase {
     }
 
     /// The users `userID` has direct messages with, and the newest message id of each, newest first.
-    public func conversations(of userID: Int64) throws -> [(with: String, lastID: Int64)] {
+    public func conversations(of userID: Int64) throws -> [(with: String, lastID: Int64, lastTimestamp: Int64)] {
         try reader.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT name, last_id FROM (
+                SELECT name, last_id, (SELECT ts FROM messages WHERE id = last_id) FROM (
                     SELECT u.name AS name, (SELECT MAX(m.id) FROM messages m WHERE m.room_id = c.room_id) AS last_id
                     FROM conversations c
                     JOIN users u ON u.id = CASE WHEN c.user_low = ?1 THEN c.user_high ELSE c.user_low END
                     WHERE c.user_low = ?1 OR c.user_high = ?1)
                 WHERE last_id IS NOT NULL ORDER BY last_id DESC
-                """, arguments: [userID]).map { (with: $0[0], lastID: $0[1]) }
+                """, arguments: [userID]).map { (with: $0[0], lastID: $0[1], lastTimestamp: $0[2]) }
         }
     }
 

@@ -58,8 +58,45 @@ extension ChatDatabase {
     /// `afterLimit` (a member's join boundary: what came later reached it live).
     public func historyPage(room: RoomRecord, page: HistoryPage, limit: Int, afterLimit: Int64 = .max) throws -> HistorySlice {
         switch page {
-        case .before(let id): try newestMessages(room: room, upTo: id == .max ? .max : id - 1, limit: limit)
-        case .after(let id): try oldestMessages(room: room, after: id, upTo: afterLimit, limit: limit)
+        case .before(let id):
+            return try newestMessages(room: room, upTo: id == .max ? .max : id - 1, limit: limit)
+        case .after(let id):
+            return try oldestMessages(room: room, after: id, upTo: afterLimit, limit: limit)
+        case .beforePoint(let point):
+            return try newestMessages(room: room, upTo: try firstID(atOrAfter: point) - 1, limit: limit)
+        case .afterPoint(let point):
+            return try oldestMessages(room: room, after: try lastID(atOrBefore: point), upTo: afterLimit, limit: limit)
+        case .latestAfter(let point):
+            return try newestMessages(room: room, after: try lastID(atOrBefore: point), upTo: afterLimit, limit: limit)
+        case .around(let point):
+            let pivot = try firstID(atOrAfter: point)
+            let older = try newestMessages(room: room, upTo: pivot - 1, limit: limit / 2)
+            let newer = try oldestMessages(room: room, after: pivot - 1, upTo: afterLimit, limit: limit - older.messages.count)
+            return HistorySlice(messages: older.messages + newer.messages, more: older.more || newer.more)
+        case .between(let first, let second):
+            var (low, high) = (try lastID(atOrBefore: first), try firstID(atOrAfter: second))
+            if low >= high { (low, high) = (try lastID(atOrBefore: second), try firstID(atOrAfter: first)) }
+            return try oldestMessages(room: room, after: low, upTo: min(high - 1, afterLimit), limit: limit)
+        }
+    }
+
+    /// The id of the first message at or after the point (one past the newest when none is).
+    func firstID(atOrAfter point: HistoryPoint) throws -> Int64 {
+        switch point {
+        case .id(let id): return id
+        case .time(let time):
+            return try reader.read { db in
+                try Int64.fetchOne(db, sql: "SELECT MIN(id) FROM messages WHERE ts >= ?", arguments: [time])
+                    ?? (Int64.fetchOne(db, sql: "SELECT MAX(id) FROM messages") ?? 0) + 1
+            }
+        }
+    }
+
+    /// The id of the last message at or before the point (0 when none is).
+    func lastID(atOrBefore point: HistoryPoint) throws -> Int64 {
+        switch point {
+        case .id(let id): return id
+        case .time(let time): return try firstID(atOrAfter: .time(time + 1)) - 1
         }
     }
 

@@ -1,0 +1,455 @@
+import ChatProtocol
+import IRCProtocol
+import NIOCore
+import Storage
+
+/// IRC (RFC 1459/2812 with IRCv3) on one TCP connection: lines framed by the shared
+/// `LineFramer`, parsed by `IRCMessage`, registration and capability negotiation here, every chat
+/// request handed to the connection's `Session` as the protocol-neutral request it is, and every
+/// answer written back as numerics and lines (SPEC.md, IRC). Touched only on its event loop.
+final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// RFC 1459's 512 bytes for the line, and IRCv3's 4,096 for a client's tags.
+    static let maxBodyBytes = 512
+    static let maxLineBytes = 4096 + 512
+
+    let server: ServerContext
+    let serverName: String
+    var context: ChannelHandlerContext?
+    var session: Session?
+    private var framer = LineFramer(maxLineBytes: IRCConnection.maxLineBytes)
+
+    // Registration.
+    var password: String?
+    var requestedNick: String?
+    var hasUser = false
+    var isNegotiatingCaps = false
+    var isRegistered = false
+    var isLoggingIn = false
+    /// The account SASL logged in to (the session is active under it before registration ends).
+    var saslAccount: String?
+    var saslState = SASLState.none
+    var capabilities: Set<IRCCapability> = []
+    var capVersion = 0
+    var awayMessage: String?
+    /// Commands that came after NICK and USER while the login was being checked.
+    var waitingForRegistration: [IRCMessage] = []
+    static let maxWaitingLines = 32
+    var isReplayingBarrier = false
+
+    enum SASLState {
+        case none
+        case awaitingPayload(String)
+        case checking
+    }
+
+    /// Requests handed to the session, by the id given to them: what their answers mean here.
+    var pending: [Int64: PendingRequest] = [:]
+    var nextRequestID: Int64 = 1
+    /// Joins waiting for their replay (sent with no request id), by room.
+    var joinsAwaitingReplay: [String: Int64] = [:]
+    var nextBatchID = 0
+
+    init(server: ServerContext) {
+        self.server = server
+        self.serverName = server.configuration.server.name
+    }
+
+    /// The nick the client has now: the session's name once logged in.
+    var nick: String {
+        if let name = session?.user?.name { return name }
+        return requestedNick ?? "*"
+    }
+
+    var wireFormat: WireFormat {
+        var features: IRCFeatures = []
+        if capabilities.contains(.messageTags) { features.insert(.messageTags) }
+        if capabilities.contains(.serverTime) { features.insert(.serverTime) }
+        if capabilities.contains(.accountTag) { features.insert(.accountTag) }
+        return .irc(features)
+    }
+
+    // MARK: Channel
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        switch server.admitConnection(on: context, output: self) {
+        case .refused(let reason):
+            sendLine(IRCMessage(command: "ERROR", parameters: ["Closing link: \(reason)"]))
+            close()
+        case .session(let session):
+            self.session = session
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let session { server.connectionClosed(session) }
+        session = nil
+        pending = [:]
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        framer.process(&buffer, allocator: context.channel.allocator) { line in
+            switch line {
+            case .line(let line): handleLine(line)
+            case .tooLong: reply("417", ["Input line was too long"])
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable { session?.slowConsumer() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        server.logger.debug("irc connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    private func handleLine(_ line: ByteBuffer) {
+        guard let session, !session.isClosedPhase else { return }
+        guard line.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") }) else { return }
+        guard String(validating: line.readableBytesView, as: UTF8.self) != nil else {
+            session.heard()
+            sendLine(IRCMessage(source: serverName, command: "FAIL", parameters: ["*", "INVALID_UTF8", "Messages must be UTF-8"]))
+            return
+        }
+        let message: IRCMessage
+        do {
+            message = try IRCMessage.parse(bytes: line.readableBytesView)
+        } catch {
+            session.heard()
+            return // nothing a client can act on; RFC 1459 servers drop such lines silently
+        }
+        let tagsLength = line.readableBytesView.first == UInt8(ascii: "@")
+            ? (line.readableBytesView.firstIndex(of: UInt8(ascii: " ")).map { $0 - line.readerIndex + 1 } ?? 0) : 0
+        guard line.readableBytes - tagsLength + 2 <= Self.maxBodyBytes else {
+            session.heard()
+            reply("417", ["Input line was too long"])
+            return
+        }
+        session.heard()
+        handle(message)
+    }
+
+    // MARK: Writing
+
+    /// Writes one line (the label and batch tags are the caller's).
+    func sendLine(_ message: IRCMessage) {
+        guard let context else { return }
+        let text = message.serialized()
+        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count + 2)
+        buffer.writeString(text)
+        buffer.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// A numeric (or command) from the server to this client: `:server CODE nick params...`.
+    func numeric(_ code: String, _ parameters: [String]) -> IRCMessage {
+        IRCMessage(source: serverName, command: code, parameters: [nick] + parameters)
+    }
+
+    func reply(_ code: String, _ parameters: [String]) {
+        sendLine(numeric(code, parameters))
+    }
+
+    func makeBatchID() -> String {
+        nextBatchID += 1
+        return String(nextBatchID, radix: 36)
+    }
+
+    /// Sends the lines that answer one command: as they are, or with its label (IRCv3
+    /// labeled-response): `ACK` for none, the tag on a single line, a batch around several.
+    func sendResponse(_ lines: [IRCMessage], label: String?) {
+        guard let label, capabilities.contains(.labeledResponse) else {
+            lines.forEach(sendLine)
+            return
+        }
+        switch lines.count {
+        case 0:
+            sendLine(IRCMessage(tags: [("label", label)], source: serverName, command: "ACK"))
+        case 1:
+            var line = lines[0]
+            line.orderedTags.insert(("label", label), at: 0)
+            sendLine(line)
+        default:
+            let batch = makeBatchID()
+            sendLine(IRCMessage(tags: [("label", label)], source: serverName, command: "BATCH", parameters: ["+" + batch, "labeled-response"]))
+            for var line in lines {
+                if !line.orderedTags.contains(where: { $0.name == "batch" }) { line.orderedTags.insert(("batch", batch), at: 0) }
+                sendLine(line)
+            }
+            sendLine(IRCMessage(source: serverName, command: "BATCH", parameters: ["-" + batch]))
+        }
+    }
+
+    /// Messages as PRIVMSG lines with this client's tags, inside a batch of `type` when the
+    /// client takes batches.
+    func historyLines(_ messages: [ChatMessage], batchType: String?, batchTarget: String?) -> [IRCMessage] {
+        var lines: [IRCMessage] = []
+        var batch: String?
+        if let batchType, capabilities.contains(.batch) {
+            let id = makeBatchID()
+            batch = id
+            lines.append(IRCMessage(source: serverName, command: "BATCH", parameters: ["+" + id, batchType] + (batchTarget.map { [$0] } ?? [])))
+        }
+        let features: IRCFeatures = {
+            if case .irc(let features) = wireFormat { return features }
+            return []
+        }()
+        guard let allocator = context?.channel.allocator else { return [] }
+        for message in messages {
+            var buffer = allocator.buffer(capacity: 256)
+            IRCEncoding.writeMessage(message, isAccount: false, features: features, label: nil, batch: batch, into: &buffer)
+            for raw in (buffer.readString(length: buffer.readableBytes) ?? "").split(separator: "\r\n") {
+                if let line = try? IRCMessage.parse(String(raw)) { lines.append(line) }
+            }
+        }
+        if let batch { lines.append(IRCMessage(source: serverName, command: "BATCH", parameters: ["-" + batch])) }
+        return lines
+    }
+
+    // MARK: Requests to the session
+
+    struct PendingRequest {
+        let kind: Kind
+        let label: String?
+        /// Lines gathered for the answer so far (a JOIN's own lines wait for its replay).
+        var lines: [IRCMessage] = []
+
+        enum Kind {
+            case login(viaSASL: Bool)
+            case join(channel: String)
+            case part(channel: String)
+            case message(target: String, command: String)
+            case names(channel: String)
+            case who(mask: String)
+            case list
+            case chathistory(target: String)
+            case targets(from: Int64, to: Int64, limit: Int)
+            case search
+            /// A command answered here, once the session answered everything before it.
+            case barrier(IRCMessage)
+        }
+    }
+
+    /// Hands `request` to the session, remembering what its answer means.
+    func submit(_ request: ClientRequest, _ kind: PendingRequest.Kind, label: String?) {
+        let id = nextRequestID
+        nextRequestID += 1
+        pending[id] = PendingRequest(kind: kind, label: label)
+        session?.receive(.frame(ClientFrame(id: .integer(id), request: request)))
+    }
+
+    /// The pending request an answer is for, taken out of the table when `finishing`.
+    func take(_ re: RequestID?) -> (Int64, PendingRequest)? {
+        guard case .integer(let id)? = re, let request = pending.removeValue(forKey: id) else { return nil }
+        return (id, request)
+    }
+
+    // MARK: SessionOutput
+
+    func sendWelcome(re: RequestID?, name: String, isAccount: Bool, defaultRoom: String, motd: String?) {
+        isLoggingIn = false
+        guard let (_, request) = take(re) else { return }
+        if case .login(viaSASL: true) = request.kind {
+            saslAccount = name
+            saslState = .none
+            reply("900", ["\(IRCEncoding.source(name))", name, "You are now logged in as \(name)"])
+            reply("903", ["SASL authentication successful"])
+        }
+        completeRegistrationIfReady()
+    }
+
+    func sendRegistered(re: RequestID?, name: String) {
+        _ = take(re)
+    }
+
+    func sendJoined(re: RequestID?, room: String, members: [String]) {
+        guard case .integer(let id)? = re, var request = pending[id] else { return }
+        let channel = "#" + room
+        var lines = [IRCMessage(source: IRCEncoding.source(nick), command: "JOIN", parameters: [channel])]
+        lines += namesLines(channel: channel, members: members)
+        request.lines = lines
+        pending[id] = request
+        joinsAwaitingReplay[room] = id
+    }
+
+    func sendHistory(re: RequestID?, subject: ServerFrame.HistorySubject, slice: HistorySlice) {
+        if re == nil, case .room(let room) = subject, let id = joinsAwaitingReplay.removeValue(forKey: room),
+           let request = pending.removeValue(forKey: id) {
+            // A join's replay: the JOIN and NAMES lines, then what the user missed.
+            var lines = request.lines
+            lines += historyLines(slice.messages, batchType: "chathistory", batchTarget: "#" + room)
+            sendResponse(lines, label: request.label)
+            return
+        }
+        guard let (_, request) = take(re) else { return }
+        guard case .chathistory(let target) = request.kind else { return sendResponse([], label: request.label) }
+        sendResponse(historyLines(slice.messages, batchType: "chathistory", batchTarget: target), label: request.label)
+    }
+
+    func sendConversations(re: RequestID?, _ conversations: [ServerFrame.ConversationSummary]) {
+        guard let (_, request) = take(re) else { return }
+        guard case .targets(let from, let to, let limit) = request.kind else { return sendResponse([], label: request.label) }
+        var lines: [IRCMessage] = []
+        var batch: String?
+        if capabilities.contains(.batch) {
+            let id = makeBatchID()
+            batch = id
+            lines.append(IRCMessage(source: serverName, command: "BATCH", parameters: ["+" + id, "draft/chathistory-targets"]))
+        }
+        let (low, high) = from <= to ? (from, to) : (to, from)
+        for conversation in conversations where conversation.lastTimestamp >= low && conversation.lastTimestamp <= high {
+            if lines.count > limit { break }
+            lines.append(IRCMessage(tags: batch.map { [("batch", $0)] } ?? [], source: serverName, command: "CHATHISTORY",
+                                    parameters: ["TARGETS", conversation.with, "timestamp=" + Timestamp.string(conversation.lastTimestamp)]))
+        }
+        if let batch { lines.append(IRCMessage(source: serverName, command: "BATCH", parameters: ["-" + batch])) }
+        sendResponse(lines, label: request.label)
+    }
+
+    func sendSearch(re: RequestID?, messages: [ChatMessage], more: Bool) {
+        guard let (_, request) = take(re) else { return }
+        sendResponse(historyLines(messages.reversed(), batchType: "soju.im/search", batchTarget: nil), label: request.label)
+    }
+
+    func sendLeft(re: RequestID?, room: String) {
+        guard let (_, request) = take(re) else { return }
+        sendResponse([IRCMessage(source: IRCEncoding.source(nick), command: "PART", parameters: ["#" + room])], label: request.label)
+    }
+
+    func sendRooms(re: RequestID?, rooms: [ServerFrame.RoomSummary]) {
+        guard let (_, request) = take(re) else { return }
+        var lines = [numeric("321", ["Channel", "Users  Name"])]
+        for room in rooms { lines.append(numeric("322", ["#" + room.name, String(room.members), ""])) }
+        lines.append(numeric("323", ["End of /LIST"]))
+        sendResponse(lines, label: request.label)
+    }
+
+    func sendWho(re: RequestID?, room: String, members: [String]) {
+        guard let (_, request) = take(re) else { return }
+        let channel = "#" + room
+        switch request.kind {
+        case .names:
+            sendResponse(namesLines(channel: channel, members: members), label: request.label)
+        case .who(let mask):
+            var lines = members.map { whoLine(channel: channel, member: $0) }
+            lines.append(numeric("315", [mask, "End of /WHO list"]))
+            sendResponse(lines, label: request.label)
+        default:
+            sendResponse([], label: request.label)
+        }
+    }
+
+    func sendPong(re: RequestID?) {
+        guard let (_, request) = take(re), case .barrier(let message) = request.kind else { return }
+        isReplayingBarrier = true
+        handle(message)
+        isReplayingBarrier = false
+    }
+
+    func sendPing() {
+        sendLine(IRCMessage(command: "PING", parameters: [serverName]))
+    }
+
+    func sendBye() {
+        sendLine(IRCMessage(command: "ERROR", parameters: ["Closing link: quit"]))
+    }
+
+    func sendShutdown(reason: String) {
+        sendLine(IRCMessage(source: serverName, command: "NOTICE", parameters: [nick, "Server shutting down: \(reason)"]))
+        sendLine(IRCMessage(command: "ERROR", parameters: ["Closing link: \(reason)"]))
+    }
+
+    func sendError(_ error: ProtocolError) {
+        guard let (_, request) = take(error.re) else {
+            if error.code == .notLoggedIn {
+                sendLine(IRCMessage(command: "ERROR", parameters: ["Closing link: \(error.message)"]))
+            } else {
+                sendLine(IRCMessage(source: serverName, command: "NOTICE", parameters: [nick, error.message]))
+            }
+            return
+        }
+        if case .join(let channel) = request.kind { joinsAwaitingReplay["\(channel.dropFirst())"] = nil }
+        sendResponse(errorLines(for: request.kind, error), label: request.label)
+    }
+
+    func write(_ run: Broadcast, sessionID: Int) {
+        // Runs are encoded in the format fixed at login (`Session.wireFormat`).
+        guard let context, let format = session?.wireFormat, case .irc(let features) = format else { return }
+        let encoded = run.encoded(as: format)
+        let allocator = context.channel.allocator
+        let echo = capabilities.contains(.echoMessage)
+        encoded.write(personal: run.personalEvents(of: sessionID), events: run.events) { bytes in
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        } replace: { _, event, frames in
+            switch event {
+            case .presence:
+                return .skipThrough
+            case .message(let message, let author):
+                // This client's own message, committed: the echo (with its label), or nothing.
+                let request = take(author.re)?.1
+                guard let label = request?.label, capabilities.contains(.labeledResponse) else {
+                    return echo ? .keep : .with(nil)
+                }
+                var buffer = allocator.buffer(capacity: frames.readableBytes + 32)
+                if echo {
+                    IRCEncoding.writeMessage(message, isAccount: author.isAccount, features: features, label: label, batch: nil, into: &buffer)
+                } else {
+                    IRCEncoding.writeTags(time: nil, msgid: nil, account: nil, features: [], label: label, batch: nil, into: &buffer)
+                    buffer.writeString(":\(serverName) ACK\r\n")
+                }
+                return .with(buffer)
+            }
+        }
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func close() {
+        guard let context else { return }
+        context.flush()
+        context.close(mode: .all, promise: nil)
+    }
+
+    func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount) {
+        guard let context else { return }
+        let channel = context.channel
+        channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        var line = channel.allocator.buffer(capacity: 128)
+        line.writeString(IRCMessage(command: "ERROR", parameters: ["Closing link: \(error.message)"]).serialized() + "\r\n")
+        let delivered = context.writeAndFlush(wrapOutboundOut(line))
+        let deadline = channel.eventLoop.scheduleTask(in: allowance) { channel.close(promise: nil) }
+        delivered.whenComplete { _ in
+            deadline.cancel()
+            channel.close(promise: nil)
+        }
+    }
+
+    func setReading(_ isReading: Bool) {
+        guard let context else { return }
+        context.channel.setOption(ChannelOptions.autoRead, value: isReading).whenFailure { _ in }
+        if isReading { context.read() }
+    }
+}

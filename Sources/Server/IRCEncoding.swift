@@ -1,0 +1,131 @@
+import ChatProtocol
+import IRCProtocol
+import NIOCore
+
+/// Room events as IRC lines (SPEC.md, IRC). Written straight into the run's buffer: this is the
+/// fan-out path, encoded once per set of tag capabilities, never per recipient.
+enum IRCEncoding {
+    /// The host part of every user's `nick!user@host`: the server shows no addresses.
+    static let userHost = "chat"
+
+    static func source(_ nick: String) -> String {
+        "\(nick)!\(nick)@\(userHost)"
+    }
+
+    /// The IRC target of a message: `#room`, or the recipient's nick for a direct message.
+    static func target(of message: ChatMessage) -> String {
+        message.to ?? "#" + message.room
+    }
+
+    static func write(_ event: RoomEvent, features: IRCFeatures, into buffer: inout ByteBuffer) {
+        switch event {
+        case .message(let message, let author):
+            writeMessage(message, isAccount: author.isAccount, features: features, label: nil, batch: nil, into: &buffer)
+        case .presence(let presence):
+            writeTags(time: presence.timestamp, msgid: nil, account: nil, features: features, label: nil, batch: nil, into: &buffer)
+            buffer.writeStaticString(":")
+            writeSource(presence.name, into: &buffer)
+            switch (presence.event, presence.isQuit) {
+            case (.join, _):
+                buffer.writeStaticString(" JOIN #")
+                buffer.writeString(presence.room)
+            case (.leave, false):
+                buffer.writeStaticString(" PART #")
+                buffer.writeString(presence.room)
+            case (.leave, true):
+                buffer.writeStaticString(" QUIT :")
+                buffer.writeString(sanitized(presence.reason ?? "Connection closed"))
+            }
+            buffer.writeStaticString("\r\n")
+        }
+    }
+
+    /// A stored message as PRIVMSG lines: one per line of its text, each within IRC's 512 bytes
+    /// (an action is a CTCP ACTION on every line).
+    static func writeMessage(_ message: ChatMessage, isAccount: Bool, features: IRCFeatures, label: String?, batch: String?,
+                             into buffer: inout ByteBuffer) {
+        let target = target(of: message)
+        let source = source(message.from)
+        let isAction = message.kind == .action
+        let budget = IRCTextSplitter.textBudget(source: source, command: "PRIVMSG", target: target) - (isAction ? 9 : 0)
+        let pieces = fastSplit(message.text, maxBytes: budget)
+        for (index, piece) in pieces.enumerated() {
+            writeTags(time: message.timestamp, msgid: message.id, account: isAccount ? message.from : nil, features: features,
+                      label: index == 0 ? label : nil, batch: batch, into: &buffer)
+            buffer.writeStaticString(":")
+            buffer.writeString(source)
+            buffer.writeStaticString(" PRIVMSG ")
+            buffer.writeString(target)
+            buffer.writeStaticString(isAction ? " :\u{1}ACTION " : " :")
+            buffer.writeString(piece)
+            if isAction { buffer.writeStaticString("\u{1}") }
+            buffer.writeStaticString("\r\n")
+        }
+    }
+
+    /// The common case (one short line) without the splitter's work.
+    private static func fastSplit(_ text: String, maxBytes: Int) -> [String] {
+        let utf8 = text.utf8
+        if utf8.count <= maxBytes, !utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }), !text.isEmpty {
+            return [text]
+        }
+        let pieces = IRCTextSplitter.split(text, maxBytes: max(maxBytes, 4))
+        return pieces.isEmpty ? [" "] : pieces
+    }
+
+    private static func writeSource(_ nick: String, into buffer: inout ByteBuffer) {
+        buffer.writeString(nick)
+        buffer.writeStaticString("!")
+        buffer.writeString(nick)
+        buffer.writeStaticString("@")
+        buffer.writeString(userHost)
+    }
+
+    /// The tags a client asked for, in one `@...` prefix (nothing when none applies).
+    static func writeTags(time: Int64?, msgid: Int64?, account: String?, features: IRCFeatures, label: String?, batch: String?,
+                          into buffer: inout ByteBuffer) {
+        var separator = UInt8(ascii: "@")
+        func next(_ buffer: inout ByteBuffer) {
+            buffer.writeInteger(separator)
+            separator = UInt8(ascii: ";")
+        }
+        if let batch {
+            next(&buffer)
+            buffer.writeStaticString("batch=")
+            buffer.writeString(batch)
+        }
+        if let label {
+            next(&buffer)
+            buffer.writeStaticString("label=")
+            buffer.writeString(escapedTagValue(label))
+        }
+        if let time, features.contains(.serverTime) {
+            next(&buffer)
+            buffer.writeStaticString("time=")
+            Timestamp.write(time, into: &buffer)
+        }
+        if let msgid, features.contains(.messageTags) {
+            next(&buffer)
+            buffer.writeStaticString("msgid=")
+            buffer.writeDecimal(msgid)
+        }
+        if let account, features.contains(.accountTag) {
+            next(&buffer)
+            buffer.writeStaticString("account=")
+            buffer.writeString(account)
+        }
+        if separator == UInt8(ascii: ";") { buffer.writeStaticString(" ") }
+    }
+
+    static func escapedTagValue(_ value: String) -> String {
+        var escaped = ""
+        IRCMessage.escapeTagValue(value, into: &escaped)
+        return escaped
+    }
+
+    /// Text safe for a trailing parameter: no CR, LF or NUL.
+    static func sanitized(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }) else { return text }
+        return String(text.unicodeScalars.map { $0 == "\n" || $0 == "\r" || $0 == "\0" ? " " : Character($0) })
+    }
+}

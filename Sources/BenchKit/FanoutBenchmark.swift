@@ -67,8 +67,13 @@ public struct FanoutBenchmark: AsyncParsableCommand {
     @Option(help: "Stop waiting after this many seconds without a delivery.") public var drainIdle = 3.0
     @Option(help: "With --rate: never send more than this many messages ahead of the slowest reader (0: no window). Bounds every reader's backlog however slow the machine is.")
     public var window = 0
+    @Option(help: "The server's IRC port, for --irc-clients.") public var ircPort: Int?
+    @Option(help: "How many of the clients (the last ones; never senders) join over IRC: a mixed room.")
+    public var ircClients = 0
 
     public func validate() throws {
+        guard ircClients == 0 || ircPort != nil else { throw ValidationError("--irc-clients needs --irc-port") }
+        guard ircClients >= 0, ircClients <= clients - stalled - senders else { throw ValidationError("--irc-clients must leave room for the senders") }
         guard clients >= 1, clients <= 20_000 else { throw ValidationError("--clients must be between 1 and 20000") }
         guard stalled >= 0, stalled < clients else { throw ValidationError("--stalled must be below --clients") }
         guard senders >= 1, senders <= clients - stalled else { throw ValidationError("--senders must be between 1 and the clients that read") }
@@ -88,7 +93,8 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         let started = now()
         let connected = try await connectClients(group: group, host: server.host, port: server.port, count: clients,
                                                  namePrefix: "fan\(UInt16.random(in: 0...UInt16.max))-", room: room,
-                                                 stalled: stalled, tls: try server.tlsContext(), statistics: statistics)
+                                                 stalled: stalled, tls: try server.tlsContext(),
+                                                 irc: ircPort.map { ($0, clients - ircClients) }, statistics: statistics)
         let joinSeconds = now() - started
         let senderClients = Array(connected[stalled..<(stalled + senders)])
         let cpuBefore = server.serverPid.flatMap(cpuSeconds)
@@ -141,7 +147,7 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         func ms(_ percentile: Double) -> Double { Double(latency.valueAtPercentile(percentile)) / 1e6 }
         var report: [String: Any] = [
             "benchmark": "fanout", "clients": clients, "senders": senders, "messages": messages, "size": size, "rate": rate,
-            "stalled": stalled, "sent": total, "expected": expected, "delivered": delivered, "lost": expected - delivered,
+            "stalled": stalled, "irc_clients": ircClients, "sent": total, "expected": expected, "delivered": delivered, "lost": expected - delivered,
             "order_errors": orderErrors, "join_s": joinSeconds, "send_s": sendSeconds, "duration_s": duration,
             "deliveries_per_s": Double(delivered) / duration,
             "latency_ms": ["p50": ms(50), "p90": ms(90), "p99": ms(99), "max": Double(latency.max) / 1e6],

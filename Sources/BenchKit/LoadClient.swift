@@ -39,6 +39,9 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     /// Whether copies of this client's own messages count as deliveries (direct-message runs
     /// measure the recipients only).
     var countsOwnMessages = true
+    /// Speaks IRC (NICK, USER, JOIN, PRIVMSG lines) instead of the native protocol: a listener
+    /// only (it never sends), for mixed rooms.
+    var speaksIRC = false
     private(set) var phase = Phase.connecting
     private var pending = ByteBuffer()
     private var lastID: Int64 = 0
@@ -61,6 +64,14 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if speaksIRC {
+            phase = .loggingIn
+            send("NICK \(name)\r\nUSER \(name) 0 * :\(name)\r")
+        }
+        context.fireChannelActive()
+    }
 
     func send(_ line: String) {
         guard let context else { return }
@@ -93,6 +104,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func handle(_ line: ByteBuffer, now: UInt64, context: ChannelHandlerContext) {
+        if speaksIRC { return handleIRC(line, now: now, context: context) }
         let bytes = line.readableBytesView
         if bytes.starts(with: #"{"type":"message""#.utf8) {
             guard case .joined = phase else { return }
@@ -133,6 +145,44 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             let text = String(buffer: line)
             phase = .failed(text)
             joinedPromise.fail(LoadError(description: "\(name): \(text)"))
+        }
+    }
+
+    /// An IRC line: `:source PRIVMSG #room :<send nanoseconds> ...`, or registration numerics.
+    private func handleIRC(_ line: ByteBuffer, now: UInt64, context: ChannelHandlerContext) {
+        // The command, found on the raw bytes (no String per delivery): after `:source `, if any.
+        let bytes = line.readableBytesView
+        var start = bytes.startIndex
+        if bytes.first == UInt8(ascii: ":") { start = (bytes.firstIndex(of: UInt8(ascii: " ")) ?? bytes.endIndex) + 1 }
+        guard start < bytes.endIndex else { return }
+        let end = bytes[start...].firstIndex(of: UInt8(ascii: " ")) ?? bytes.endIndex
+        let word = bytes[start..<end]
+        let command = word.elementsEqual("PRIVMSG".utf8) ? "PRIVMSG" : String(decoding: word, as: UTF8.self)
+        switch command {
+        case "PRIVMSG":
+            guard case .joined = phase else { return }
+            statistics.deliveries += 1
+            received += 1
+            statistics.lastDelivery = now
+            if let sent = integer(after: " :", in: line), sent <= now { _ = statistics.latency.record(now - UInt64(sent)) }
+        case "001":
+            phase = .joining
+            joinSentAt = monotonicNanoseconds()
+            send("JOIN #\(room)\r")
+        case "366":
+            if case .joining = phase {
+                phase = .joined
+                joinLatency = now - joinSentAt
+                joinedPromise.succeed()
+            }
+        case "PING":
+            send("PONG :x\r")
+        case "ERROR", "432", "433", "464":
+            let text = String(buffer: line)
+            phase = .failed(text)
+            joinedPromise.fail(LoadError(description: "\(name): \(text)"))
+        default:
+            return
         }
     }
 
@@ -213,7 +263,7 @@ struct LoadError: Error, CustomStringConvertible {
 func connectClients(
     group: MultiThreadedEventLoopGroup, host: String, port: Int, count: Int, namePrefix: String, room: String,
     history: Int = 0, stalled: Int = 0, concurrency: Int = 64, countsOwnMessages: Bool = true, tls: NIOSSLContext? = nil,
-    statistics: [ObjectIdentifier: LoopStatistics]
+    irc: (port: Int, from: Int)? = nil, statistics: [ObjectIdentifier: LoopStatistics]
 ) async throws -> [(client: LoadClient, channel: any Channel)] {
     var clients: [(LoadClient, any Channel)] = []
     var index = 0
@@ -230,12 +280,13 @@ func connectClients(
                             let client = LoadClient(name: "\(namePrefix)\(number)", room: room, history: history, statistics: stats,
                                                     isStalled: number < stalled, promise: channel.eventLoop.makePromise())
                             client.countsOwnMessages = countsOwnMessages
+                            client.speaksIRC = irc.map { number >= $0.from } ?? false
                             return channel.eventLoop.makeCompletedFuture {
                                 if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                                 try channel.pipeline.syncOperations.addHandler(client)
                             }
                         }
-                        .connect(host: host, port: port).get()
+                        .connect(host: host, port: irc.map { number >= $0.from ? $0.port : port } ?? port).get()
                     let client = try await channel.pipeline.handler(type: LoadClient.self).get()
                     try await client.joinedPromise.futureResult.get()
                     return (number, client, channel)

@@ -298,7 +298,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
            let request = pending.removeValue(forKey: id) {
             // A join's replay: the JOIN and NAMES lines, then what the user missed.
             var lines = request.lines
-            lines += historyLines(slice.messages, batchType: "chathistory", batchTarget: "#" + room)
+            if !slice.messages.isEmpty { lines += historyLines(slice.messages, batchType: "chathistory", batchTarget: "#" + room) }
             sendResponse(lines, label: request.label)
             return
         }

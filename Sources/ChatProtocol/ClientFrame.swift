@@ -23,7 +23,8 @@ public enum HistoryPage: Sendable, Equatable {
     case latestAfter(HistoryPoint)
     /// About half the page before the point, the rest from it on.
     case around(HistoryPoint)
-    /// The oldest `limit` messages strictly between two points (in either order).
+    /// At most `limit` messages strictly between two points, counted from the first towards the
+    /// second (which may be earlier), oldest first.
     case between(HistoryPoint, HistoryPoint)
 }
 

@@ -196,7 +196,10 @@ extension IRCConnection {
         guard !isRegistered, saslAccount == nil else { return reply("907", ["You have already authenticated using SASL"]) }
         switch saslState {
         case .none:
-            guard argument.uppercased() == "PLAIN" else { return reply("908", ["PLAIN", "are available SASL mechanisms"]) }
+            guard argument.uppercased() == "PLAIN" else {
+                reply("908", ["PLAIN", "are available SASL mechanisms"])
+                return reply("904", ["SASL authentication failed"])
+            }
             saslState = .awaitingPayload("")
             sendLine(IRCMessage(command: "AUTHENTICATE", parameters: ["+"]))
         case .awaitingPayload(let sofar):

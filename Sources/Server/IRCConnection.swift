@@ -88,12 +88,16 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             close()
         case .session(let session):
             self.session = session
+            server.ircConnections.wrappingAdd(1, ordering: .relaxed)
         }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let session { server.connectionClosed(session) }
+        if let session {
+            server.connectionClosed(session)
+            server.ircConnections.wrappingSubtract(1, ordering: .relaxed)
+        }
         session = nil
         pending = [:]
         context.fireChannelInactive()

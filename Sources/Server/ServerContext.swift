@@ -37,6 +37,8 @@ final class ServerContext: Sendable {
     let roomCreations = WindowedCounter(window: .hours(1))
     /// Rooms that exist (not counting direct conversations), against `rooms.maxRooms`.
     let roomCount: Atomic<Int>
+    /// Open IRC connections (for the metrics' `transport` label; the registry counts all).
+    let ircConnections = Atomic<Int>(0)
     let catalog = RoomCatalog()
     let allocator = ByteBufferAllocator()
     nonisolated(unsafe) private(set) var shards: [RoomShard] = []

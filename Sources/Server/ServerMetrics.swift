@@ -18,6 +18,7 @@ final class ServerMetrics: Sendable {
     let rateLimited: CoreMetrics.Counter
     let authFailures: CoreMetrics.Counter
     private let connections: CoreMetrics.Gauge
+    private let ircConnections: CoreMetrics.Gauge
     private let sessions: CoreMetrics.Gauge
     private let rooms: CoreMetrics.Gauge
     private let writerQueue: CoreMetrics.Gauge
@@ -49,6 +50,7 @@ final class ServerMetrics: Sendable {
         rateLimited = CoreMetrics.Counter(label: "chat_rate_limited_total", factory: factory)
         authFailures = CoreMetrics.Counter(label: "chat_auth_failures_total", factory: factory)
         connections = CoreMetrics.Gauge(label: "chat_connections", dimensions: [("transport", "native")], factory: factory)
+        ircConnections = CoreMetrics.Gauge(label: "chat_connections", dimensions: [("transport", "irc")], factory: factory)
         sessions = CoreMetrics.Gauge(label: "chat_logged_in_sessions", factory: factory)
         rooms = CoreMetrics.Gauge(label: "chat_rooms", factory: factory)
         writerQueue = CoreMetrics.Gauge(label: "chat_writer_queue_depth", factory: factory)
@@ -56,9 +58,10 @@ final class ServerMetrics: Sendable {
     }
 
     /// The Prometheus text exposition, gauges read now.
-    func scrape(connections: Int, sessions: Int, rooms: Int, writerQueue: Int) -> [UInt8] {
+    func scrape(connections: Int, ircConnections: Int, sessions: Int, rooms: Int, writerQueue: Int) -> [UInt8] {
         guard let registry else { return [] }
-        self.connections.record(connections)
+        self.connections.record(connections - ircConnections)
+        self.ircConnections.record(ircConnections)
         self.sessions.record(sessions)
         self.rooms.record(rooms)
         self.writerQueue.record(writerQueue)

@@ -74,9 +74,14 @@ extension ChatDatabase {
             let newer = try oldestMessages(room: room, after: pivot - 1, upTo: afterLimit, limit: limit - older.messages.count)
             return HistorySlice(messages: older.messages + newer.messages, more: older.more || newer.more)
         case .between(let first, let second):
-            var (low, high) = (try lastID(atOrBefore: first), try firstID(atOrAfter: second))
-            if low >= high { (low, high) = (try lastID(atOrBefore: second), try firstID(atOrAfter: first)) }
-            return try oldestMessages(room: room, after: low, upTo: min(high - 1, afterLimit), limit: limit)
+            // Counted from the first point towards the second, either way in time (IRCv3
+            // chathistory); oldest first either way.
+            let low = try lastID(atOrBefore: first), high = try firstID(atOrAfter: second)
+            if low < high {
+                return try oldestMessages(room: room, after: low, upTo: min(high - 1, afterLimit), limit: limit)
+            }
+            let newer = try firstID(atOrAfter: first), older = try lastID(atOrBefore: second)
+            return try newestMessages(room: room, after: older, upTo: min(newer - 1, afterLimit), limit: limit)
         }
     }
 

@@ -380,6 +380,9 @@ import Testing
             #expect(texts(try history("CHATHISTORY AROUND #lobby msgid=\(ids[5]) 4")) == ["message 4", "message 5", "message 6", "message 7"])
             #expect(texts(try history("CHATHISTORY BETWEEN #lobby msgid=\(ids[1]) msgid=\(ids[5]) 10")) == ["message 3", "message 4", "message 5"])
             #expect(texts(try history("CHATHISTORY BETWEEN #lobby msgid=\(ids[5]) msgid=\(ids[1]) 10")) == ["message 3", "message 4", "message 5"])
+            // Counted from the first reference: backwards from a later one.
+            #expect(texts(try history("CHATHISTORY BETWEEN #lobby msgid=\(ids[1]) msgid=\(ids[6]) 2")) == ["message 3", "message 4"])
+            #expect(texts(try history("CHATHISTORY BETWEEN #lobby msgid=\(ids[6]) msgid=\(ids[1]) 2")) == ["message 5", "message 6"])
             #expect(texts(try history("CHATHISTORY LATEST #lobby msgid=\(ids[6]) 10")) == ["message 8", "message 9", "message 10"])
             let all = try history("CHATHISTORY LATEST #lobby * 100")
             let time = try #require(all[5].tag("time"))

@@ -15,8 +15,6 @@ BEFORE=${BEFORE:-}           # e.g. /tmp/before/.build-release/release
 IDLE=${IDLE:-10000}
 mkdir -p "$OUT"
 rm -f "$OUT"/irc-*.jsonl "$OUT"/irc-*.txt
-INSPIRCD=$(command -v inspircd || echo /usr/sbin/inspircd)
-[ -x "$INSPIRCD" ] || { echo "irc-benchmark: install inspircd (Debian's package)" >&2; exit 1; }
 swift build -c release --scratch-path .build-release >/dev/null
 [ -x "$OUT/chatload" ] || cc -O2 -Wall -Wextra -Wno-unused-parameter -std=gnu11 -o "$OUT/chatload" ../shared/tools/loadgen/chatload.c
 
@@ -28,19 +26,7 @@ JSON
 # The older binary knows no IRC listener: the same file without it.
 sed 's/"irc":{"enabled":true,"port":0},//' "$OUT/irc-chat.json" > "$OUT/irc-chat-native.json"
 IRC_PORT=${IRC_PORT:-16667}
-cat > "$OUT/inspircd.conf" <<CONF
-<config format="xml">
-<server name="bench.local" description="loopback benchmark peer" network="bench">
-<admin name="bench" nick="bench" email="bench@localhost">
-<bind address="127.0.0.1" port="$IRC_PORT" type="clients">
-<connect name="bench" allow="127.0.0.1" maxconnwait="300" timeout="300" pingfreq="600" sendq="16777216" softsendq="16777216"
- recvq="262144" threshold="1000000" commandrate="1000000000" fakelag="off" localmax="100000" globalmax="100000" maxchans="20"
- limit="100000" useident="no" resolvehostnames="no">
-<options defaultmodes="nt">
-<performance softlimit="20000" somaxconn="4096" clonesonconnect="no" quietbursts="yes">
-<pid file="$OUT/inspircd.pid">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$OUT/inspircd.log">
-CONF
+. Scripts/inspircd.sh
 
 PID=
 stop() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=; }
@@ -53,12 +39,6 @@ start_ours() { # binary folder, config
   sleep 0.2
   PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$OUT/irc-server.out")
   IPORT=$(sed -n 's/^irc listening on .*:\([0-9]*\)$/\1/p' "$OUT/irc-server.out")
-}
-start_inspircd() {
-  local root=(); [ "$(id -u)" -eq 0 ] && root=(--runasroot)
-  "$INSPIRCD" --config="$OUT/inspircd.conf" --nofork "${root[@]}" >"$OUT/inspircd.out" 2>&1 &
-  PID=$!
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$IRC_PORT") 2>/dev/null && break; sleep 0.1; done
 }
 load() { # workload label, then chatload options
   local workload=$1 label=$2; shift 2

@@ -10,8 +10,6 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/chat-benchmarks}
 RUNS=${RUNS:-3}
 mkdir -p "$OUT"
-command -v inspircd >/dev/null || [ -x /usr/sbin/inspircd ] || { echo "peer-benchmark: install inspircd (Debian's package)" >&2; exit 1; }
-INSPIRCD=$(command -v inspircd || echo /usr/sbin/inspircd)
 swift build -c release >/dev/null
 BIN=.build/release
 [ -x "$OUT/chatload" ] || cc -O2 -Wall -Wextra -Wno-unused-parameter -std=gnu11 -o "$OUT/chatload" ../shared/tools/loadgen/chatload.c
@@ -22,20 +20,7 @@ cat > "$OUT/peer-chat.json" <<JSON
  "newNamesPerAddressPerHour":1000000},"log":{"messages":false,"level":"warning"}}
 JSON
 IRC_PORT=${IRC_PORT:-16667}
-# Limits lifted the same way: no flood penalties, no DNS or ident lookups, large queues.
-cat > "$OUT/inspircd.conf" <<CONF
-<config format="xml">
-<server name="bench.local" description="loopback benchmark peer" network="bench">
-<admin name="bench" nick="bench" email="bench@localhost">
-<bind address="127.0.0.1" port="$IRC_PORT" type="clients">
-<connect name="bench" allow="127.0.0.1" maxconnwait="300" timeout="300" pingfreq="600" sendq="16777216" softsendq="16777216"
- recvq="262144" threshold="1000000" commandrate="1000000000" fakelag="off" localmax="100000" globalmax="100000" maxchans="20"
- limit="100000" useident="no" resolvehostnames="no">
-<options defaultmodes="nt">
-<performance softlimit="20000" somaxconn="4096" clonesonconnect="no" quietbursts="yes">
-<pid file="$OUT/inspircd.pid">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$OUT/inspircd.log">
-CONF
+. Scripts/inspircd.sh
 
 PID=
 stop() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=; }
@@ -46,13 +31,6 @@ start_chat() {
   PID=$!
   for _ in $(seq 100); do grep -q "listening on" "$OUT/peer-server.out" 2>/dev/null && break; sleep 0.1; done
   PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$OUT/peer-server.out"); PROTO=chat
-}
-start_inspircd() {
-  local root=(); [ "$(id -u)" -eq 0 ] && root=(--runasroot)
-  "$INSPIRCD" --config="$OUT/inspircd.conf" --nofork "${root[@]}" >"$OUT/inspircd.out" 2>&1 &
-  PID=$!
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$IRC_PORT") 2>/dev/null && break; sleep 0.1; done
-  PORT=$IRC_PORT; PROTO=irc
 }
 measure() { # server, workload, chatload options
   local server=$1 workload=$2; shift 2

@@ -432,28 +432,17 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     }
 
     func close() {
-        guard let context else { return }
-        context.flush()
-        context.close(mode: .all, promise: nil)
+        context?.flushAndClose()
     }
 
     func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount) {
         guard let context else { return }
-        let channel = context.channel
-        channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        var line = channel.allocator.buffer(capacity: 128)
+        var line = context.channel.allocator.buffer(capacity: 128)
         line.writeString(IRCMessage(command: "ERROR", parameters: ["Closing link: \(error.message)"]).serialized() + "\r\n")
-        let delivered = context.writeAndFlush(wrapOutboundOut(line))
-        let deadline = channel.eventLoop.scheduleTask(in: allowance) { channel.close(promise: nil) }
-        delivered.whenComplete { _ in
-            deadline.cancel()
-            channel.close(promise: nil)
-        }
+        context.writeLastAndClose(line, within: allowance)
     }
 
     func setReading(_ isReading: Bool) {
-        guard let context else { return }
-        context.channel.setOption(ChannelOptions.autoRead, value: isReading).whenFailure { _ in }
-        if isReading { context.read() }
+        context?.setReading(isReading)
     }
 }

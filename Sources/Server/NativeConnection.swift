@@ -174,30 +174,17 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     }
 
     func close() {
-        guard let context else { return }
-        context.flush()
-        // Half-close first so the peer reads everything written, then close fully.
-        context.close(mode: .all, promise: nil)
+        context?.flushAndClose()
     }
 
     func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount) {
         guard let context else { return }
-        let channel = context.channel
-        channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        var frame = channel.allocator.buffer(capacity: 128)
+        var frame = context.channel.allocator.buffer(capacity: 128)
         ServerFrame.error(error, into: &frame)
-        // Writes complete in order: this one only once everything queued before it is written.
-        let delivered = context.writeAndFlush(wrapOutboundOut(frame))
-        let deadline = channel.eventLoop.scheduleTask(in: allowance) { channel.close(promise: nil) }
-        delivered.whenComplete { _ in
-            deadline.cancel()
-            channel.close(promise: nil)
-        }
+        context.writeLastAndClose(frame, within: allowance)
     }
 
     func setReading(_ isReading: Bool) {
-        guard let context else { return }
-        context.channel.setOption(ChannelOptions.autoRead, value: isReading).whenFailure { _ in }
-        if isReading { context.read() }
+        context?.setReading(isReading)
     }
 }

@@ -73,6 +73,9 @@ public enum ClientRequest: Sendable, Equatable {
     case ping
     case pong
     case quit(reason: String?)
+    /// A room's read marker: read it (`nil`), or move it forward to a time (IRC's `MARKREAD`;
+    /// the native protocol keeps markers itself, as members leave).
+    case markRead(room: String, time: Int64?)
 }
 
 /// One decoded client frame: the request and the `id` to answer it with.

@@ -12,6 +12,7 @@ enum IRCCapability: String, CaseIterable {
     case echoMessage = "echo-message"
     case labeledResponse = "labeled-response"
     case messageTags = "message-tags"
+    case readMarker = "draft/read-marker"
     case sasl
     case search = "soju.im/search"
     case serverTime = "server-time"
@@ -56,7 +57,7 @@ extension IRCConnection {
         }
         // Answers keep the order of commands: one answered here waits behind the session's
         // answers to earlier ones (a ping through the session is the barrier).
-        let isLocal = !["JOIN", "PART", "PRIVMSG", "NOTICE", "NAMES", "LIST", "CHATHISTORY", "SEARCH"].contains(command)
+        let isLocal = !["JOIN", "PART", "PRIVMSG", "NOTICE", "NAMES", "LIST", "CHATHISTORY", "SEARCH", "MARKREAD"].contains(command)
             && !(command == "WHO" && parameters.first.map { $0.hasPrefix("#") } == true)
         if isLocal, !pending.isEmpty, !isReplayingBarrier {
             return submit(.ping, .barrier(message), label: nil)
@@ -81,6 +82,7 @@ extension IRCConnection {
         case "USERHOST": userhost(parameters, label: label)
         case "CHATHISTORY": chathistory(parameters, label: label)
         case "SEARCH": search(parameters, label: label)
+        case "MARKREAD": markRead(parameters, label: label)
         case "USERS", "SUMMON": sendResponse([numeric("446", [command, "Disabled"])], label: label)
         default:
             sendResponse([numeric("421", [message.command, "Unknown command"])], label: label)
@@ -465,6 +467,26 @@ extension IRCConnection {
         return nil
     }
 
+    /// `MARKREAD target [timestamp=T]` (draft/read-marker): rooms keep markers; a DM has none.
+    private func markRead(_ parameters: [String], label: String?) {
+        func fail(_ code: String, _ context: [String], _ text: String) {
+            sendResponse([IRCMessage(source: serverName, command: "FAIL", parameters: ["MARKREAD", code] + context + [text])], label: label)
+        }
+        guard let target = parameters.first else { return fail("NEED_MORE_PARAMS", [], "MARKREAD takes a target") }
+        var time: Int64?
+        if parameters.count >= 2 {
+            guard parameters[1].hasPrefix("timestamp="), let parsed = Timestamp.parse(String(parameters[1].dropFirst(10))) else {
+                return fail("INVALID_PARAMS", [target], "The marker is timestamp=YYYY-MM-DDThh:mm:ss.sssZ")
+            }
+            time = parsed
+        }
+        guard target.hasPrefix("#") else {
+            return sendResponse([IRCMessage(source: serverName, command: "MARKREAD", parameters: [target, "*"])], label: label)
+        }
+        guard let room = roomName(ofChannel: target) else { return fail("INVALID_PARAMS", [target], "No such channel") }
+        submit(.markRead(room: room, time: time), .markRead(channel: "#" + room), label: label)
+    }
+
     /// `SEARCH in=#chan;from=nick;text=words;limit=N` (soju.im/search).
     private func search(_ parameters: [String], label: String?) {
         func fail(_ code: String, _ text: String) {
@@ -539,6 +561,8 @@ extension IRCConnection {
             return [IRCMessage(source: serverName, command: "FAIL", parameters: ["SEARCH", "INVALID_PARAMS", error.message])]
         case .barrier:
             return []
+        case .markRead(let channel):
+            return [IRCMessage(source: serverName, command: "FAIL", parameters: ["MARKREAD", "INVALID_PARAMS", channel, error.message])]
         }
     }
 }

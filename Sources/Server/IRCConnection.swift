@@ -250,6 +250,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             case chathistory(target: String)
             case targets(from: Int64, to: Int64, limit: Int)
             case search
+            case markRead(channel: String)
             /// A command answered here, once the session answered everything before it.
             case barrier(IRCMessage)
         }
@@ -362,6 +363,21 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         default:
             sendResponse([], label: request.label)
         }
+    }
+
+    var wantsReadMarkers: Bool { capabilities.contains(.readMarker) }
+
+    func sendReadMarker(re: RequestID?, room: String, time: Int64?) {
+        let line = IRCMessage(source: serverName, command: "MARKREAD", parameters: ["#" + room, time.map { "timestamp=" + Timestamp.string($0) } ?? "*"])
+        if re == nil, let id = joinsAwaitingReplay[room], var request = pending[id] {
+            // A join's marker goes after its JOIN line, before the names.
+            request.lines.insert(line, at: min(1, request.lines.count))
+            pending[id] = request
+            return
+        }
+        guard let re else { return sendLine(line) }
+        guard let (_, request) = take(re) else { return }
+        sendResponse([line], label: request.label)
     }
 
     func sendPong(re: RequestID?) {

@@ -51,7 +51,13 @@ extension Session {
         let boundary = acceptance.boundary
         let pendingMarker = acceptance.pendingMarker
         let replayStarted = NIODeadline.now()
-        let future = server.threadPool.runIfActive(eventLoop: eventLoop) { () throws -> HistorySlice in
+        let wantsReadMarker = output?.wantsReadMarkers ?? false
+        let future = server.threadPool.runIfActive(eventLoop: eventLoop) { () throws -> (HistorySlice, Int64?) in
+            // The marker as it was before this join's replay (which is read from it).
+            let markerTime = wantsReadMarker ? try database.readMarkerTime(userID: user.id, roomID: room.id) : nil
+            return (try replaySlice(), markerTime)
+        }
+        @Sendable func replaySlice() throws -> HistorySlice {
             switch replay {
             case .after(let id):
                 return try database.newestMessages(room: room, after: id, upTo: boundary, limit: history.maxReplay)
@@ -68,15 +74,17 @@ extension Session {
         }
         future.whenComplete { [self] result in
             let slice: HistorySlice
+            var markerTime: Int64?
             switch result {
             case .success(let found):
-                slice = found
+                (slice, markerTime) = found
             case .failure(let error):
                 server.logger.error("replay of #\(room.name) for \(user.name) failed: \(error)")
                 output?.sendError(ProtocolError(.internal, "the history of #\(room.name) could not be read"))
                 slice = HistorySlice(messages: [], more: true)
             }
             subscription.finishReplay {
+                if wantsReadMarker { output?.sendReadMarker(re: nil, room: room.name, time: markerTime) }
                 output?.sendHistory(re: nil, room: room.name, slice: slice)
             }
             server.metrics.replayLatency.recordNanoseconds((NIODeadline.now() - replayStarted).nanoseconds)
@@ -129,6 +137,60 @@ extension Session {
                 output?.sendError(ProtocolError(.internal, "the history of #\(roomName) could not be read", re: re))
             }
             resume()
+        }
+    }
+
+    /// Reads a room's read marker, or moves it forward to `time` and tells every session of the
+    /// user that keeps markers (IRC `MARKREAD`).
+    func markRead(_ requestedRoom: String, time: Int64?, user: UserRecord, re: RequestID?) {
+        guard let roomName = Names.canonicalRoom(requestedRoom) else {
+            output?.sendError(ProtocolError(.invalidRoom, "\"\(requestedRoom)\" is not a room name", re: re))
+            return
+        }
+        isBusy = true
+        let database = server.database
+        let server = self.server
+        server.lookUpRoom(roomName, on: eventLoop) { [self] found in
+            guard case .success(let room) = found else {
+                if case .failure(let error) = found { output?.sendError(ProtocolError(error.code, error.message, re: re)) }
+                return resume()
+            }
+            let promise = eventLoop.makePromise(of: Int64?.self)
+            if let time {
+                server.threadPool.runIfActive(eventLoop: eventLoop) { try database.lastID(atOrBefore: .time(time)) }.whenComplete { result in
+                    switch result {
+                    case .success(let id):
+                        database.setReadMarker(userID: user.id, roomID: room.id, lastID: id) { written in
+                            promise.completeWith(written.flatMap { Result { try database.readMarkerTime(userID: user.id, roomID: room.id) } })
+                        }
+                    case .failure(let error):
+                        promise.fail(error)
+                    }
+                }
+            } else {
+                promise.completeWith(server.threadPool.runIfActive(eventLoop: eventLoop) {
+                    try database.readMarkerTime(userID: user.id, roomID: room.id)
+                })
+            }
+            promise.futureResult.whenComplete { [self] result in
+                switch result {
+                case .success(let markerTime):
+                    output?.sendReadMarker(re: re, room: roomName, time: markerTime)
+                    if time != nil {
+                        for other in server.registry.sessions(holding: [user.name]) where other.id != id {
+                            other.eventLoop.execute {
+                                guard other.output?.wantsReadMarkers == true else { return }
+                                other.output?.sendReadMarker(re: nil, room: roomName, time: markerTime)
+                                other.output?.flush()
+                            }
+                        }
+                    }
+                case .failure(let error):
+                    server.logger.error("the read marker of \(user.name) in #\(roomName) failed: \(error)")
+                    output?.sendError(ProtocolError(.internal, "the read marker could not be kept", re: re))
+                }
+                resume()
+            }
         }
     }
 

@@ -219,6 +219,8 @@ final class Session: @unchecked Sendable {
             listRooms(re: re)
         case (.who(let room), .active):
             who(room, re: re)
+        case (.markRead(let room, let time), .active(let user)):
+            markRead(room, time: time, user: user, re: re)
         }
     }
 

@@ -32,9 +32,17 @@ protocol SessionOutput: AnyObject {
     func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount)
     /// Pauses or resumes reading from the client (flow control while requests are queued).
     func setReading(_ isReading: Bool)
+    /// Whether the client keeps read markers itself (IRC `draft/read-marker`): it is told a room's
+    /// marker on joining and whenever one of its user's sessions moves it.
+    var wantsReadMarkers: Bool { get }
+    /// A room's read marker: the time of the newest message read, or nil for none.
+    func sendReadMarker(re: RequestID?, room: String, time: Int64?)
 }
 
 extension SessionOutput {
+    var wantsReadMarkers: Bool { false }
+    func sendReadMarker(re: RequestID?, room: String, time: Int64?) {}
+
     func sendHistory(re: RequestID?, room: String, slice: HistorySlice) {
         sendHistory(re: re, subject: .room(room), slice: slice)
     }

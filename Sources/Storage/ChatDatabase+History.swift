@@ -86,7 +86,7 @@ extension ChatDatabase {
     }
 
     /// The id of the first message at or after the point (one past the newest when none is).
-    func firstID(atOrAfter point: HistoryPoint) throws -> Int64 {
+    public func firstID(atOrAfter point: HistoryPoint) throws -> Int64 {
         switch point {
         case .id(let id): return id
         case .time(let time):
@@ -98,7 +98,7 @@ extension ChatDatabase {
     }
 
     /// The id of the last message at or before the point (0 when none is).
-    func lastID(atOrBefore point: HistoryPoint) throws -> Int64 {
+    public func lastID(atOrBefore point: HistoryPoint) throws -> Int64 {
         switch point {
         case .id(let id): return id
         case .time(let time): return try firstID(atOrAfter: .time(time + 1)) - 1

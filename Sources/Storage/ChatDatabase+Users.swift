@@ -114,6 +114,18 @@ extension ChatDatabase {
         }
     }
 
+    /// The time of the newest message of the room the user's read marker covers (IRC's
+    /// `MARKREAD`), or nil with no marker or nothing read.
+    public func readMarkerTime(userID: Int64, roomID: Int64) throws -> Int64? {
+        try reader.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT m.ts FROM messages m
+                WHERE m.id = (SELECT MAX(id) FROM messages WHERE room_id = ?2
+                              AND id <= (SELECT last_id FROM read_markers WHERE user_id = ?1 AND room_id = ?2))
+                """, arguments: [userID, roomID])
+        }
+    }
+
     /// Records the read marker in the next group commit.
     public func setReadMarker(userID: Int64, roomID: Int64, lastID: Int64, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         committer.submit({ db, _ in try Self.upsertReadMarker(userID: userID, roomID: roomID, lastID: lastID, db) }, completion: completion)

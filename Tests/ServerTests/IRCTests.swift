@@ -429,6 +429,46 @@ import Testing
         }
     }
 
+    @Test func readMarkersFollowTheUserAcrossSessions() async throws {
+        try await withIRCServer { server, port in
+            _ = try AccountTests.registered("Carol", on: server)
+            func session() throws -> IRCTestClient {
+                let client = try IRCTestClient(port: port)
+                client.send("CAP REQ :sasl draft/read-marker server-time message-tags")
+                client.send("AUTHENTICATE PLAIN")
+                _ = try client.read(until: "AUTHENTICATE")
+                client.send("AUTHENTICATE \(Data("Carol\u{0}Carol\u{0}\(AccountTests.password)".utf8).base64EncodedString())")
+                client.send("NICK Carol")
+                client.send("USER c 0 * :c")
+                client.send("CAP END")
+                _ = try client.read(until: "422")
+                return client
+            }
+            let laptop = try session()
+            let joined = try laptop.join("#lobby")
+            #expect(joined.map(\.command).prefix(2) == ["JOIN", "MARKREAD"], "the marker comes right after the JOIN")
+            #expect(joined[1].parameters == ["#lobby", "*"], "nothing read yet")
+            let bob = try server.user("bob")
+            try bob.join("lobby")
+            for index in 1...3 { _ = try bob.say("line \(index)") }
+            let lines = try laptop.read(until: "line 3") { $0.text == "line 3" }.filter { $0.command == "PRIVMSG" }
+            let second = try #require(lines.first { $0.text == "line 2" }?.tag("time"))
+
+            let phone = try session()
+            laptop.send("MARKREAD #lobby timestamp=\(second)")
+            #expect(try laptop.read(until: "MARKREAD").last?.parameters == ["#lobby", "timestamp=\(second)"])
+            #expect(try phone.read(until: "MARKREAD").last?.parameters == ["#lobby", "timestamp=\(second)"], "the other session hears of it")
+            laptop.send("MARKREAD #lobby timestamp=2000-01-01T00:00:00.000Z")
+            #expect(try laptop.read(until: "MARKREAD").last?.parameters == ["#lobby", "timestamp=\(second)"], "markers only move forward")
+            phone.send("MARKREAD #lobby")
+            #expect(try phone.read(until: "MARKREAD").last?.parameters == ["#lobby", "timestamp=\(second)"])
+            phone.send("MARKREAD #lobby timestamp=yesterday")
+            #expect(try phone.read(until: "FAIL").last?.parameters.prefix(2) == ["MARKREAD", "INVALID_PARAMS"])
+            phone.send("MARKREAD bob")
+            #expect(try phone.read(until: "MARKREAD").last?.parameters == ["bob", "*"])
+        }
+    }
+
     // MARK: Hostile input
 
     @Test func hostileLinesGetClearErrorsAndHurtNobody() async throws {

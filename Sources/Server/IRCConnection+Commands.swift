@@ -43,6 +43,11 @@ extension IRCConnection {
             return sendResponse([IRCMessage(source: serverName, command: "PONG", parameters: [serverName, token])], label: label)
         case "PONG": return
         case "QUIT":
+            // Behind a login in flight, QUIT waits its turn like any command after NICK and USER.
+            if !isRegistered, isLoggingIn, waitingForRegistration.count < Self.maxWaitingLines {
+                waitingForRegistration.append(message)
+                return
+            }
             session?.quit(reason: parameters.first.map { String($0.prefix(200)) } ?? "Quit")
             return
         default: break

@@ -155,13 +155,16 @@ extension Session {
                 if case .failure(let error) = found { output?.sendError(ProtocolError(error.code, error.message, re: re)) }
                 return resume()
             }
-            let promise = eventLoop.makePromise(of: Int64?.self)
+            // The marker before and after: the user's other sessions hear of a change only.
+            let promise = eventLoop.makePromise(of: (before: Int64?, after: Int64?).self)
             if let time {
-                server.threadPool.runIfActive(eventLoop: eventLoop) { try database.lastID(atOrBefore: .time(time)) }.whenComplete { result in
+                server.threadPool.runIfActive(eventLoop: eventLoop) {
+                    (try database.lastID(atOrBefore: .time(time)), try database.readMarkerTime(userID: user.id, roomID: room.id))
+                }.whenComplete { result in
                     switch result {
-                    case .success(let id):
+                    case .success(let (id, before)):
                         database.setReadMarker(userID: user.id, roomID: room.id, lastID: id) { written in
-                            promise.completeWith(written.flatMap { Result { try database.readMarkerTime(userID: user.id, roomID: room.id) } })
+                            promise.completeWith(written.flatMap { Result { (before, try database.readMarkerTime(userID: user.id, roomID: room.id)) } })
                         }
                     case .failure(let error):
                         promise.fail(error)
@@ -169,18 +172,19 @@ extension Session {
                 }
             } else {
                 promise.completeWith(server.threadPool.runIfActive(eventLoop: eventLoop) {
-                    try database.readMarkerTime(userID: user.id, roomID: room.id)
+                    let marker = try database.readMarkerTime(userID: user.id, roomID: room.id)
+                    return (marker, marker)
                 })
             }
             promise.futureResult.whenComplete { [self] result in
                 switch result {
-                case .success(let markerTime):
-                    output?.sendReadMarker(re: re, room: roomName, time: markerTime)
-                    if time != nil {
+                case .success(let marker):
+                    output?.sendReadMarker(re: re, room: roomName, time: marker.after)
+                    if marker.after != marker.before {
                         for other in server.registry.sessions(holding: [user.name]) where other.id != id {
                             other.eventLoop.execute {
                                 guard other.output?.wantsReadMarkers == true else { return }
-                                other.output?.sendReadMarker(re: nil, room: roomName, time: markerTime)
+                                other.output?.sendReadMarker(re: nil, room: roomName, time: marker.after)
                                 other.output?.flush()
                             }
                         }

@@ -99,4 +99,28 @@ func servedSubject(port: Int) throws -> String {
         #expect(unset.status == 78)
         #expect(unset.err.contains("tls.certificate"))
     }
+
+    @Test func theIRCListenerSpeaksTLSWhenAsked() async throws {
+        let scratch = try Scratch()
+        try makeCertificate(in: scratch, name: "server", commonName: "irc")
+        try scratch.write("config.json", #"""
+            {"irc":{"enabled":true,"port":0,"tls":true},"tls":{"certificate":"server.pem","key":"server-key.pem"},
+             "limits":{"loginTimeoutSeconds":0},"log":{"messages":false}}
+            """#)
+        let server = try ServerProcess(config: scratch.file("config.json"))
+        #expect(server.child.stdout.wait(for: "irc listening on 127.0.0.1:"))
+        let announced = server.child.stdout.text.split(separator: "\n").first { $0.hasPrefix("irc listening on ") }
+        let ircPort = try #require(announced?.split(separator: ":").last.flatMap { Int($0) })
+        #expect(try servedSubject(port: ircPort).contains("CN = irc"))
+        // QUIT waits behind the login, so the session ends by itself after its welcome.
+        let session = try shell("""
+            printf 'NICK tlsuser\\r\\nUSER t 0 * :t\\r\\nQUIT :done\\r\\n' \
+              | timeout 30 openssl s_client -quiet -ign_eof -connect 127.0.0.1:\(ircPort) 2>/dev/null
+            """)
+        #expect(session.out.contains(" 001 tlsuser "), "\(session.out)")
+        #expect(session.out.contains("ERROR :Closing link"))
+        // The native listener stays plain text.
+        let plain = try pipeClient(["bot", "--port", String(server.port)], input: "plain\n")
+        #expect(plain.status == 0, "\(plain.err)")
+    }
 }

@@ -48,6 +48,8 @@ let package = Package(
             dependencies: ["ChatProtocol"],
             swiftSettings: strictSwift6
         ),
+        // glibc's mallopt, which Swift does not import (chat-server pins the mmap threshold).
+        .target(name: "CMallocTuning"),
         // One SQLite setting Swift cannot reach (sqlite3_config is variadic).
         .target(
             name: "CSQLiteTuning",
@@ -100,6 +102,7 @@ let package = Package(
         .executableTarget(
             name: "chat-server",
             dependencies: [
+                "CMallocTuning",
                 "Server", "ChatConfiguration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -107,7 +107,8 @@ final class Broadcast: Sendable {
 
     /// The events of the run that session `sessionID` gets its own way, in order.
     func personalEvents(of sessionID: Int) -> [Int] {
-        guard !personal.isEmpty else { return [] }
+        // Every member asks, one (the author) gets something: no array for the others.
+        guard personal.contains(where: { $0.sessionID == sessionID }) else { return [] }
         return personal.compactMap { $0.sessionID == sessionID ? $0.event : nil }
     }
 

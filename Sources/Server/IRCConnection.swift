@@ -267,6 +267,8 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     /// The pending request an answer is for, taken out of the table when `finishing`.
     func take(_ re: RequestID?) -> (Int64, PendingRequest)? {
         guard case .integer(let id)? = re, let request = pending.removeValue(forKey: id) else { return nil }
+        // An idle connection keeps no table storage (10,000 of them add up).
+        if pending.isEmpty { pending = [:] }
         return (id, request)
     }
 
@@ -291,16 +293,47 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     func sendJoined(re: RequestID?, room: String, members: [String]) {
         guard case .integer(let id)? = re, var request = pending[id] else { return }
         let channel = "#" + room
+        joinsAwaitingReplay[room] = id
+        if request.label == nil || !capabilities.contains(.labeledResponse), !wantsReadMarkers, let context {
+            // The common case: JOIN and the names go out now, written straight into one buffer (a
+            // big room's names are one allocation, not a string per name); the replay follows.
+            var buffer = context.channel.allocator.buffer(capacity: 64 + members.count * 12)
+            buffer.writeString(":\(IRCEncoding.source(nick)) JOIN \(channel)\r\n")
+            writeNames(channel: channel, members: members, into: &buffer)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            return
+        }
         var lines = [IRCMessage(source: IRCEncoding.source(nick), command: "JOIN", parameters: [channel])]
         lines += namesLines(channel: channel, members: members)
         request.lines = lines
         pending[id] = request
-        joinsAwaitingReplay[room] = id
+    }
+
+    /// RPL_NAMREPLY lines of at most ~400 bytes of names each, then RPL_ENDOFNAMES.
+    func writeNames(channel: String, members: [String], into buffer: inout ByteBuffer) {
+        let head = ":\(serverName) 353 \(nick) = \(channel) :"
+        var lineBytes = 0
+        for member in members {
+            if lineBytes > 0, lineBytes + member.utf8.count > 400 {
+                buffer.writeStaticString("\r\n")
+                lineBytes = 0
+            }
+            if lineBytes == 0 {
+                buffer.writeString(head)
+            } else {
+                buffer.writeStaticString(" ")
+            }
+            buffer.writeString(member)
+            lineBytes += member.utf8.count + 1
+        }
+        if lineBytes > 0 { buffer.writeStaticString("\r\n") }
+        buffer.writeString(":\(serverName) 366 \(nick) \(channel) :End of /NAMES list\r\n")
     }
 
     func sendHistory(re: RequestID?, subject: ServerFrame.HistorySubject, slice: HistorySlice) {
         if re == nil, case .room(let room) = subject, let id = joinsAwaitingReplay.removeValue(forKey: room),
-           let request = pending.removeValue(forKey: id) {
+           let (_, request) = take(.integer(id)) {
+            if joinsAwaitingReplay.isEmpty { joinsAwaitingReplay = [:] }
             // A join's replay: the JOIN and NAMES lines, then what the user missed.
             var lines = request.lines
             if !slice.messages.isEmpty { lines += historyLines(slice.messages, batchType: "chathistory", batchTarget: "#" + room) }
@@ -354,6 +387,11 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         guard let (_, request) = take(re) else { return }
         let channel = "#" + room
         switch request.kind {
+        case .names where request.label == nil || !capabilities.contains(.labeledResponse):
+            guard let context else { return }
+            var buffer = context.channel.allocator.buffer(capacity: 64 + members.count * 12)
+            writeNames(channel: channel, members: members, into: &buffer)
+            context.write(wrapOutboundOut(buffer), promise: nil)
         case .names:
             sendResponse(namesLines(channel: channel, members: members), label: request.label)
         case .who(let mask):

@@ -371,8 +371,15 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     }
 
     func sendLeft(re: RequestID?, room: String) {
+        // Messages to the room still on their way to the writer will not come back to this
+        // session (it is no longer a member): their answers are not waited for.
+        let channel = "#" + room
+        pending = pending.filter { entry in
+            if case .message(let target, _) = entry.value.kind, roomName(ofChannel: target) == room { return false }
+            return true
+        }
         guard let (_, request) = take(re) else { return }
-        sendResponse([IRCMessage(source: IRCEncoding.source(nick), command: "PART", parameters: ["#" + room])], label: request.label)
+        sendResponse([IRCMessage(source: IRCEncoding.source(nick), command: "PART", parameters: [channel])], label: request.label)
     }
 
     func sendRooms(re: RequestID?, rooms: [ServerFrame.RoomSummary]) {
@@ -451,13 +458,17 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         sendResponse(errorLines(for: request.kind, error), label: request.label)
     }
 
-    func write(_ run: Broadcast, sessionID: Int) {
+    func write(_ run: Broadcast, sessionID: Int, flush: Bool) {
         // Runs are encoded in the format fixed at login (`Session.wireFormat`).
         guard let context, let format = session?.wireFormat, case .irc(let features) = format else { return }
         let encoded = run.encoded(as: format)
-        let allocator = context.channel.allocator
+        let personal = run.personalEvents(of: sessionID)
+        guard !personal.isEmpty else {
+            if flush { context.writeAndFlush(wrapOutboundOut(encoded.bytes), promise: nil) } else { context.write(wrapOutboundOut(encoded.bytes), promise: nil) }
+            return
+        }
         let echo = capabilities.contains(.echoMessage)
-        encoded.write(personal: run.personalEvents(of: sessionID), events: run.events) { bytes in
+        encoded.write(personal: personal, events: run.events) { bytes in
             context.write(wrapOutboundOut(bytes), promise: nil)
         } replace: { _, event, frames in
             switch event {
@@ -469,7 +480,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
                 guard let label = request?.label, capabilities.contains(.labeledResponse) else {
                     return echo ? .keep : .with(nil)
                 }
-                var buffer = allocator.buffer(capacity: frames.readableBytes + 32)
+                var buffer = context.channel.allocator.buffer(capacity: frames.readableBytes + 32)
                 if echo {
                     IRCEncoding.writeMessage(message, isAccount: author.isAccount, features: features, label: label, batch: nil, into: &buffer)
                 } else {
@@ -479,6 +490,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
                 return .with(buffer)
             }
         }
+        if flush { context.flush() }
     }
 
     func flush() {

@@ -44,6 +44,13 @@ final class LoopOutbox: Sendable {
         }
         var touched: [Session] = []
         var delivered = 0
+        if items.count == 1 {
+            // One run this turn (the steady state): each member gets one write, flushed with it.
+            let item = items[0]
+            deliveries.increment(by: item.members.count * item.broadcast.messageCount)
+            for member in item.members { _ = member.deliver(item.broadcast, flush: true) }
+            return
+        }
         for item in items {
             delivered += item.members.count * item.broadcast.messageCount
             for member in item.members {

@@ -158,15 +158,20 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         send { ServerFrame.error(error, into: &$0) }
     }
 
-    func write(_ run: Broadcast, sessionID: Int) {
+    func write(_ run: Broadcast, sessionID: Int, flush: Bool) {
         guard let context else { return }
         let encoded = run.encoded(as: .native)
-        let allocator = context.channel.allocator
-        encoded.write(personal: run.personalEvents(of: sessionID), events: run.events) { bytes in
+        let personal = run.personalEvents(of: sessionID)
+        guard !personal.isEmpty else {
+            if flush { context.writeAndFlush(wrapOutboundOut(encoded.bytes), promise: nil) } else { context.write(wrapOutboundOut(encoded.bytes), promise: nil) }
+            return
+        }
+        encoded.write(personal: personal, events: run.events) { bytes in
             context.write(wrapOutboundOut(bytes), promise: nil)
         } replace: { _, event, _ in
-            NativeEncoding.replacement(for: event, allocator: allocator)
+            NativeEncoding.replacement(for: event, allocator: context.channel.allocator)
         }
+        if flush { context.flush() }
     }
 
     func flush() {

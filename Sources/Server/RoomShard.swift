@@ -207,9 +207,12 @@ final class RoomShard: @unchecked Sendable {
 
     /// One post per event loop with members, never an await per recipient: a slow member only
     /// ever slows itself (its own outbound buffer, watched by its connection).
+    /// Each loop gets its own copy of the run (the shard's own loop the original), so no
+    /// reference count is shared between threads on the per-member path.
     private func fanOut(_ broadcast: Broadcast, in room: Room) {
         for (loopIndex, members) in room.membersByLoop.enumerated() where !members.isEmpty {
-            server.outboxes[loopIndex].post(LoopOutbox.Item(broadcast: broadcast, members: members))
+            let run = loopIndex == index ? broadcast : broadcast.copyForAnotherLoop(allocator: server.allocator)
+            server.outboxes[loopIndex].post(LoopOutbox.Item(broadcast: run, members: members))
         }
     }
 }

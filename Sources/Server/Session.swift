@@ -226,8 +226,8 @@ final class Session: @unchecked Sendable {
 
     // MARK: Delivery (called by subscriptions on this loop)
 
-    func write(_ broadcast: Broadcast) {
-        output?.write(broadcast, sessionID: id)
+    func write(_ broadcast: Broadcast, flush: Bool = false) {
+        output?.write(broadcast, sessionID: id, flush: flush)
     }
 
     func flush() {
@@ -242,8 +242,7 @@ final class Session: @unchecked Sendable {
     /// Writes a direct message (encoded once per wire format of its recipients) and flushes it.
     func writeDirect(_ broadcast: Broadcast) {
         guard case .active = phase else { return }
-        output?.write(broadcast, sessionID: id)
-        output?.flush()
+        output?.write(broadcast, sessionID: id, flush: true)
     }
 
     /// How long a slow consumer has to read what was already queued, the `slow_consumer` error

@@ -21,9 +21,10 @@ protocol SessionOutput: AnyObject {
     func sendBye()
     func sendShutdown(reason: String)
     func sendError(_ error: ProtocolError)
-    /// Writes a run of room events (or a direct message) without flushing: its shared encoding
-    /// in `wireFormat`, with this session's own events (acknowledgements, its join) its own way.
-    func write(_ run: Broadcast, sessionID: Int)
+    /// Writes a run of room events (or a direct message): its shared encoding in `wireFormat`,
+    /// with this session's own events (acknowledgements, its join) its own way; flushes too when
+    /// `flush` (one pass down the pipeline instead of two, for the common single run).
+    func write(_ run: Broadcast, sessionID: Int, flush: Bool)
     func flush()
     /// Flushes what is written, then closes the connection.
     func close()

@@ -44,8 +44,9 @@ final class Subscription: @unchecked Sendable {
     }
 
     /// Hands a run of the room's events to the session (on its event loop). Returns the session
-    /// when it wrote to it, so the caller flushes it once after all its runs.
-    func deliver(_ broadcast: Broadcast) -> Session? {
+    /// when it wrote to it without flushing, so the caller flushes it once after all its runs;
+    /// with `flush` (the run is the only one this turn) it is written and flushed at once.
+    func deliver(_ broadcast: Broadcast, flush: Bool = false) -> Session? {
         if let id = broadcast.lastMessageID, id > lastSentID { lastSentID = id }
         switch state {
         case .closed:
@@ -57,8 +58,9 @@ final class Subscription: @unchecked Sendable {
             session?.checkBuffered(bytes: total)
             return nil
         case .live:
-            session?.write(broadcast)
-            return session
+            guard let session else { return nil }
+            session.write(broadcast, flush: flush)
+            return flush ? nil : session
         }
     }
 

@@ -249,6 +249,20 @@ import Testing
             right.send("PRIVMSG nobody-here :hello?")
             #expect(try right.read(until: "401").last?.parameters[1] == "nobody-here")
 
+            // account-tag: an account's messages carry `account` for clients that asked.
+            let watcher = try IRCTestClient(port: port)
+            try watcher.register("watcher", capabilities: ["account-tag", "message-tags"])
+            try watcher.join("#lobby")
+            right.send("JOIN #lobby")
+            _ = try right.read(until: "366")
+            right.send("PRIVMSG #lobby :signed")
+            let signed = try watcher.read(until: "Carol's message") { $0.command == "PRIVMSG" && $0.text == "signed" }.last!
+            #expect(signed.tag("account") == "Carol")
+            _ = try dave.request(["type": "join", "room": "lobby"])
+            _ = try dave.say("unsigned")
+            let guestLine = try watcher.read(until: "dave's message") { $0.command == "PRIVMSG" && $0.text == "unsigned" }.last!
+            #expect(guestLine.tag("account") == nil, "a guest has no account tag")
+
             right.send("WHOIS carol")
             let whois = try right.read(until: "318")
             #expect(whois.contains { $0.command == "330" }, "WHOIS shows the account")

@@ -89,6 +89,20 @@ extension IRCConnection {
         case "SEARCH": search(parameters, label: label)
         case "MARKREAD": markRead(parameters, label: label)
         case "USERS", "SUMMON": sendResponse([numeric("446", [command, "Disabled"])], label: label)
+        case "VERSION": sendResponse([numeric("351", ["chat-server", serverName, "stores every message"])], label: label)
+        case "TIME": sendResponse([numeric("391", [serverName, Timestamp.string(Timestamp.now())])], label: label)
+        case "LUSERS": sendResponse(lusersLines(), label: label)
+        case "ADMIN": sendResponse([numeric("423", [serverName, "No administrative info available"])], label: label)
+        case "INFO": sendResponse([numeric("371", ["chat-server: a chat server that remembers"]), numeric("374", ["End of INFO list"])], label: label)
+        case "LINKS": sendResponse([numeric("364", ["*", serverName, "0 \(serverName)"]), numeric("365", ["*", "End of /LINKS list"])], label: label)
+        case "STATS": sendResponse([numeric("219", [parameters.first ?? "*", "End of /STATS report"])], label: label)
+        case "HELP": sendResponse([numeric("524", [parameters.first ?? "*", "No help available on this topic"])], label: label)
+        case "OPER": sendResponse([numeric("491", ["No O-lines for your host"])], label: label)
+        case "KILL", "WALLOPS", "REHASH", "RESTART", "DIE", "SQUIT", "CONNECT":
+            sendResponse([numeric("481", ["Permission Denied- You're not an IRC operator"])], label: label)
+        case "KICK", "INVITE":
+            let channel = parameters.first { $0.hasPrefix("#") } ?? parameters.first ?? "*"
+            sendResponse([numeric("482", [channel, "Nobody is a channel operator on this server"])], label: label)
         default:
             sendResponse([numeric("421", [message.command, "Unknown command"])], label: label)
         }
@@ -179,6 +193,7 @@ extension IRCConnection {
             "NETWORK=\(serverName)", "NICKLEN=\(limits.maxNameLength)", "PREFIX=(ov)@+", "TOPICLEN=0", "UTF8ONLY",
         ]
         reply("005", tokens + ["are supported by this server"])
+        lusersLines().forEach(sendLine)
         motdLines().forEach(sendLine)
         if let name = requestedNick, saslAccount != nil, Names.userKey(name) != Names.userKey(self.nick) {
             sendLine(IRCMessage(source: IRCEncoding.source(name), command: "NICK", parameters: [self.nick]))
@@ -186,6 +201,15 @@ extension IRCConnection {
         let waiting = waitingForRegistration
         waitingForRegistration = []
         waiting.forEach(handle)
+    }
+
+    /// RPL_LUSERCLIENT, RPL_LUSERCHANNELS, RPL_LUSERME: who is online, over both protocols.
+    func lusersLines() -> [IRCMessage] {
+        let users = server.registry.sessionCount
+        let rooms = server.roomCount.load(ordering: .relaxed)
+        return [numeric("251", ["There are \(users) users and 0 invisible on 1 servers"]),
+                numeric("254", [String(rooms), "channels formed"]),
+                numeric("255", ["I have \(users) clients and 0 servers"])]
     }
 
     func motdLines() -> [IRCMessage] {
@@ -247,7 +271,7 @@ extension IRCConnection {
         if list == "0" {
             let rooms = session?.subscriptions.keys.sorted() ?? []
             if rooms.isEmpty { return sendResponse([], label: label) }
-            for room in rooms { submit(.leave(room: room), .part(channel: "#" + room), label: label) }
+            for room in rooms { submit(.leave(room: room), .part(channel: "#" + room, reason: nil), label: label) }
             return
         }
         let channels = list.split(separator: ",").map(String.init).prefix(16)
@@ -269,7 +293,8 @@ extension IRCConnection {
                 sendResponse([numeric("403", [channel, "No such channel"])], label: label)
                 continue
             }
-            submit(.leave(room: room), .part(channel: channel), label: label)
+            let reason = parameters.dropFirst().first.map { IRCEncoding.sanitized(String($0.prefix(200))) }
+            submit(.leave(room: room), .part(channel: channel, reason: reason), label: label)
         }
     }
 
@@ -540,7 +565,7 @@ extension IRCConnection {
             case .rateLimited: return [numeric("405", [channel, error.message])]
             default: return [numeric("403", [channel, error.message])]
             }
-        case .part(let channel):
+        case .part(let channel, _):
             return [numeric(error.code == .notInRoom ? "442" : "403", [channel, error.code == .notInRoom ? "You're not on that channel" : error.message])]
         case .message(let target, let command):
             if command == "NOTICE" { return [] }

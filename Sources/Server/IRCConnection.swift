@@ -242,7 +242,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         enum Kind {
             case login(viaSASL: Bool)
             case join(channel: String)
-            case part(channel: String)
+            case part(channel: String, reason: String?)
             case message(target: String, command: String)
             case names(channel: String)
             case who(mask: String)
@@ -379,7 +379,10 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             return true
         }
         guard let (_, request) = take(re) else { return }
-        sendResponse([IRCMessage(source: IRCEncoding.source(nick), command: "PART", parameters: [channel])], label: request.label)
+        var reason: String?
+        if case .part(_, let given) = request.kind { reason = given }
+        sendResponse([IRCMessage(source: IRCEncoding.source(nick), command: "PART", parameters: [channel] + (reason.map { [$0] } ?? []))],
+                     label: request.label)
     }
 
     func sendRooms(re: RequestID?, rooms: [ServerFrame.RoomSummary]) {

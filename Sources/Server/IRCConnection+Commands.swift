@@ -245,8 +245,10 @@ extension IRCConnection {
             }
             if argument.utf8.count == 400 { saslState = .awaitingPayload(payload); return }
             let fields = (Base64.decode(payload) ?? []).split(separator: 0, omittingEmptySubsequences: false)
+            // authzid empty or the account itself: nobody logs in as somebody else.
             guard fields.count == 3, let account = String(validating: fields[1], as: UTF8.self),
-                  let secret = String(validating: fields[2], as: UTF8.self), !account.isEmpty else {
+                  let secret = String(validating: fields[2], as: UTF8.self), !account.isEmpty,
+                  fields[0].isEmpty || Names.userKey(String(decoding: fields[0], as: UTF8.self)) == Names.userKey(account) else {
                 saslState = .none
                 return reply("904", ["SASL authentication failed"])
             }

@@ -88,6 +88,12 @@ import Testing
             #expect(answer.contains { $0.command == "464" })
             #expect(!answer.contains { $0.command == "001" })
 
+            let someoneElse = try IRCTestClient(port: port)
+            someoneElse.send("AUTHENTICATE PLAIN")
+            _ = try someoneElse.read(until: "AUTHENTICATE")
+            someoneElse.send("AUTHENTICATE \(Data("mallory\u{0}carol\u{0}\(AccountTests.password)".utf8).base64EncodedString())")
+            #expect(try someoneElse.read(until: "904").last?.command == "904", "no authorization identity other than the account")
+
             let right = try IRCTestClient(port: port)
             try right.register("alice", password: "sesame")
         }

@@ -72,6 +72,21 @@ public final class IRCTestClient: @unchecked Sendable {
         return try read(until: "end of the welcome") { $0.command == "376" || $0.command == "422" }
     }
 
+    /// Logs in to `account` with SASL PLAIN during capability negotiation, then registers with the
+    /// account's name as nick. Returns what it read through the end of the welcome.
+    @discardableResult
+    public func registerWithSASL(_ account: String, password: String, capabilities: [String] = []) throws -> [IRCMessage] {
+        send("CAP REQ :\((["sasl"] + capabilities).joined(separator: " "))")
+        send("AUTHENTICATE PLAIN")
+        _ = try read(until: "AUTHENTICATE")
+        send("AUTHENTICATE \(Data("\(account)\u{0}\(account)\u{0}\(password)".utf8).base64EncodedString())")
+        _ = try read(until: "903")
+        send("NICK \(account)")
+        send("USER \(account) 0 * :\(account)")
+        send("CAP END")
+        return try read(until: "end of the welcome") { $0.command == "376" || $0.command == "422" }
+    }
+
     /// JOINs `channel` and reads through its names list and, when asked, its replay batch (or, for
     /// a client without batches, until `replayCount` PRIVMSGs arrived). Returns what it read.
     @discardableResult

@@ -435,15 +435,7 @@ import Testing
             _ = try AccountTests.registered("Carol", on: server)
             let dave = try AccountTests.registered("Dave", on: server)
             let alice = try IRCTestClient(port: port)
-            alice.send("CAP REQ :sasl draft/chathistory batch message-tags server-time")
-            alice.send("AUTHENTICATE PLAIN")
-            _ = try alice.read(until: "AUTHENTICATE")
-            alice.send("AUTHENTICATE \(Data("Carol\u{0}Carol\u{0}\(AccountTests.password)".utf8).base64EncodedString())")
-            _ = try alice.read(until: "903")
-            alice.send("NICK Carol")
-            alice.send("USER c 0 * :c")
-            alice.send("CAP END")
-            _ = try alice.read(until: "422")
+            try alice.registerWithSASL("Carol", password: AccountTests.password, capabilities: ["draft/chathistory", "batch", "message-tags", "server-time"])
             _ = try dave.request(["type": "say", "to": "carol", "text": "first dm"])
             _ = try dave.request(["type": "say", "to": "carol", "text": "second dm"])
             _ = try alice.read(until: "second dm") { $0.text == "second dm" }
@@ -466,14 +458,7 @@ import Testing
             _ = try AccountTests.registered("Carol", on: server)
             func session() throws -> IRCTestClient {
                 let client = try IRCTestClient(port: port)
-                client.send("CAP REQ :sasl draft/read-marker server-time message-tags")
-                client.send("AUTHENTICATE PLAIN")
-                _ = try client.read(until: "AUTHENTICATE")
-                client.send("AUTHENTICATE \(Data("Carol\u{0}Carol\u{0}\(AccountTests.password)".utf8).base64EncodedString())")
-                client.send("NICK Carol")
-                client.send("USER c 0 * :c")
-                client.send("CAP END")
-                _ = try client.read(until: "422")
+                try client.registerWithSASL("Carol", password: AccountTests.password, capabilities: ["draft/read-marker", "server-time", "message-tags"])
                 return client
             }
             let laptop = try session()

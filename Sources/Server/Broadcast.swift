@@ -163,12 +163,11 @@ struct CommittedDelivery: Sendable {
     let author: RoomEvent.Author
 }
 
-/// How a wire adapter writes a run to one session: the shared bytes when nothing in it is the
-/// session's own, else the shared parts around its own events, each replaced by `replace`.
+/// How a run reaches a session that has events of its own in it (`personal`, not empty): the
+/// shared parts around them, each of them replaced as `replace` says.
 extension Broadcast.EncodedRun {
     func write(personal: [Int], events: [RoomEvent], to write: (ByteBuffer) -> Void,
                replace: (_ index: Int, _ event: RoomEvent, _ frames: ByteBuffer) -> ReplacedEvent) {
-        guard !personal.isEmpty else { return write(bytes) }
         var position = 0
         for index in personal {
             let start = offsets[index], end = offsets[index + 1]

@@ -22,6 +22,21 @@ extension ChannelHandlerContext {
         }
     }
 
+    /// Writes a run to the session `sessionID`: its shared encoding in `format` in one write (and
+    /// flush, with `flush`), or, when some of its events are the session's own, the shared parts
+    /// around them with each replaced as `replace` says.
+    func write(_ run: Broadcast, as format: WireFormat, sessionID: Int, flush: Bool,
+               replace: (_ index: Int, _ event: RoomEvent, _ frames: ByteBuffer) -> Broadcast.EncodedRun.ReplacedEvent) {
+        let encoded = run.encoded(as: format)
+        let personal = run.personalEvents(of: sessionID)
+        guard !personal.isEmpty else {
+            if flush { writeAndFlush(NIOAny(encoded.bytes), promise: nil) } else { write(NIOAny(encoded.bytes), promise: nil) }
+            return
+        }
+        encoded.write(personal: personal, events: run.events, to: { write(NIOAny($0), promise: nil) }, replace: replace)
+        if flush { self.flush() }
+    }
+
     /// Pauses or resumes reading from the client.
     func setReading(_ isReading: Bool) {
         channel.setOption(ChannelOptions.autoRead, value: isReading).whenFailure { _ in }

@@ -62,40 +62,37 @@ public final class ChatServer: Sendable {
             let context = try ServerContext(configuration: configuration, database: database, logger: logger, group: group, threadPool: threadPool)
             try await context.createConfiguredRooms()
             let limits = configuration.limits
-            let bootstrap = ServerBootstrap(group: group)
-                .serverChannelOption(ChannelOptions.backlog, value: 4096)
-                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                // Bounds what one readable connection costs a loop turn (4 reads of at most 16 KiB,
-                // about 400 frames), so committed messages and acknowledgements go out between a
-                // flooder's reads whatever the number of flooders on the loop.
-                .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
-                .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 16_384))
-                .childChannelOption(ChannelOptions.writeBufferWaterMark,
-                                    value: .init(low: limits.maxOutboundBytes / 2, high: limits.maxOutboundBytes + 1))
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if configuration.server.tls, let tls {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+            // One bootstrap per listener (a bootstrap keeps the last initializer it was given):
+            // the same socket options and limits, TLS when that listener asks for it, and the
+            // wire adapter of its protocol.
+            @Sendable func chatListener(tls usesTLS: Bool, _ makeAdapter: @escaping @Sendable () -> any ChannelHandler) -> ServerBootstrap {
+                ServerBootstrap(group: group)
+                    .serverChannelOption(ChannelOptions.backlog, value: 4096)
+                    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                    // Bounds what one readable connection costs a loop turn (4 reads of at most 16 KiB,
+                    // about 400 frames), so committed messages and acknowledgements go out between a
+                    // flooder's reads whatever the number of flooders on the loop.
+                    .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
+                    .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 16_384))
+                    .childChannelOption(ChannelOptions.writeBufferWaterMark,
+                                        value: .init(low: limits.maxOutboundBytes / 2, high: limits.maxOutboundBytes + 1))
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            if usesTLS, let tls {
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+                            }
+                            try channel.pipeline.syncOperations.addHandler(makeAdapter())
                         }
-                        try channel.pipeline.syncOperations.addHandler(NativeConnection(server: context))
                     }
-                }
-            let listener = try await bootstrap.bind(host: configuration.server.host, port: configuration.server.port).get()
+            }
+            let listener = try await chatListener(tls: configuration.server.tls) { NativeConnection(server: context) }
+                .bind(host: configuration.server.host, port: configuration.server.port).get()
             let port = listener.localAddress?.port ?? configuration.server.port
             var ircListener: (any Channel)?
             if configuration.irc.enabled {
-                let irc = configuration.irc
-                ircListener = try await bootstrap
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            if irc.tls, let tls {
-                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
-                            }
-                            try channel.pipeline.syncOperations.addHandler(IRCConnection(server: context))
-                        }
-                    }
-                    .bind(host: irc.host, port: irc.port).get()
+                ircListener = try await chatListener(tls: configuration.irc.tls) { IRCConnection(server: context) }
+                    .bind(host: configuration.irc.host, port: configuration.irc.port).get()
             }
             var metricsListener: (any Channel)?
             if configuration.metrics.enabled {

@@ -342,22 +342,13 @@ extension IRCConnection {
         submit(.who(room: room), .names(channel: "#" + room), label: label)
     }
 
+    /// The names reply as messages (for a labeled answer, which tags each line): the lines
+    /// `writeNames` writes, so there is one rule for splitting them.
     func namesLines(channel: String, members: [String]) -> [IRCMessage] {
-        var lines: [IRCMessage] = []
-        var current: [String] = []
-        var bytes = 0
-        for member in members {
-            if bytes + member.utf8.count + 1 > 400, !current.isEmpty {
-                lines.append(numeric("353", ["=", channel, current.joined(separator: " ")]))
-                current = []
-                bytes = 0
-            }
-            current.append(member)
-            bytes += member.utf8.count + 1
-        }
-        if !current.isEmpty { lines.append(numeric("353", ["=", channel, current.joined(separator: " ")])) }
-        lines.append(numeric("366", [channel, "End of /NAMES list"]))
-        return lines
+        guard let allocator = context?.channel.allocator else { return [] }
+        var buffer = allocator.buffer(capacity: 64 + members.count * 12)
+        writeNames(channel: channel, members: members, into: &buffer)
+        return messages(in: buffer)
     }
 
     func whoLine(channel: String, member: String) -> IRCMessage {
@@ -439,7 +430,7 @@ extension IRCConnection {
 
     private func chathistory(_ parameters: [String], label: String?) {
         func fail(_ code: String, _ context: [String], _ text: String) {
-            sendResponse([IRCMessage(source: serverName, command: "FAIL", parameters: ["CHATHISTORY", code] + context + [text])], label: label)
+            sendResponse([failure("CHATHISTORY", code, context: context, text)], label: label)
         }
         guard parameters.count >= 2 else { return fail("NEED_MORE_PARAMS", [], "Missing parameters") }
         let subcommand = parameters[0].uppercased()
@@ -502,7 +493,7 @@ extension IRCConnection {
     /// `MARKREAD target [timestamp=T]` (draft/read-marker): rooms keep markers; a DM has none.
     private func markRead(_ parameters: [String], label: String?) {
         func fail(_ code: String, _ context: [String], _ text: String) {
-            sendResponse([IRCMessage(source: serverName, command: "FAIL", parameters: ["MARKREAD", code] + context + [text])], label: label)
+            sendResponse([failure("MARKREAD", code, context: context, text)], label: label)
         }
         guard let target = parameters.first else { return fail("NEED_MORE_PARAMS", [], "MARKREAD takes a target") }
         var time: Int64?
@@ -522,7 +513,7 @@ extension IRCConnection {
     /// `SEARCH in=#chan;from=nick;text=words;limit=N` (soju.im/search).
     private func search(_ parameters: [String], label: String?) {
         func fail(_ code: String, _ text: String) {
-            sendResponse([IRCMessage(source: serverName, command: "FAIL", parameters: ["SEARCH", code, text])], label: label)
+            sendResponse([failure("SEARCH", code, text)], label: label)
         }
         guard let attributes = parameters.first else { return fail("NEED_MORE_PARAMS", "Missing search attributes") }
         var request = SearchRequest(query: "")
@@ -560,7 +551,7 @@ extension IRCConnection {
             case .nameTaken: return [numeric("433", [wanted, "Nickname is already in use"])]
             case .accountRequired: return [numeric("433", [wanted, "Nickname is registered: log in with SASL PLAIN"])]
             case .invalidName: return [numeric("432", [wanted, "Erroneous nickname"])]
-            default: return [IRCMessage(source: serverName, command: "FAIL", parameters: ["NICK", error.code.rawValue.uppercased(), error.message])]
+            default: return [failure("NICK", error.code.rawValue.uppercased(), error.message)]
             }
         case .join(let channel):
             switch error.code {
@@ -576,7 +567,7 @@ extension IRCConnection {
             case .noSuchUser: return [numeric("401", [target, "No such nick/channel"])]
             case .invalidRoom, .noSuchRoom: return [numeric("403", [target, "No such channel"])]
             case .tooLong: return [numeric("417", ["Message too long"])]
-            default: return [IRCMessage(source: serverName, command: "FAIL", parameters: [command, error.code.rawValue.uppercased(), target, error.message])]
+            default: return [failure(command, error.code.rawValue.uppercased(), context: [target], error.message)]
             }
         case .names(let channel):
             return [numeric("366", [channel, "End of /NAMES list"])]
@@ -586,15 +577,15 @@ extension IRCConnection {
             return [numeric("323", ["End of /LIST"])]
         case .chathistory(let target):
             let code = [.noSuchRoom, .notInRoom, .noSuchUser, .invalidRoom, .accountRequired].contains(error.code) ? "INVALID_TARGET" : "MESSAGE_ERROR"
-            return [IRCMessage(source: serverName, command: "FAIL", parameters: ["CHATHISTORY", code, target, error.message])]
+            return [failure("CHATHISTORY", code, context: [target], error.message)]
         case .targets:
-            return [IRCMessage(source: serverName, command: "FAIL", parameters: ["CHATHISTORY", "MESSAGE_ERROR", "TARGETS", error.message])]
+            return [failure("CHATHISTORY", "MESSAGE_ERROR", context: ["TARGETS"], error.message)]
         case .search:
-            return [IRCMessage(source: serverName, command: "FAIL", parameters: ["SEARCH", "INVALID_PARAMS", error.message])]
+            return [failure("SEARCH", "INVALID_PARAMS", error.message)]
         case .barrier:
             return []
         case .markRead(let channel):
-            return [IRCMessage(source: serverName, command: "FAIL", parameters: ["MARKREAD", "INVALID_PARAMS", channel, error.message])]
+            return [failure("MARKREAD", "INVALID_PARAMS", context: [channel], error.message)]
         }
     }
 }

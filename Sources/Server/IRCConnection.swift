@@ -133,7 +133,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         guard line.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") }) else { return }
         guard String(validating: line.readableBytesView, as: UTF8.self) != nil else {
             session.heard()
-            sendLine(IRCMessage(source: serverName, command: "FAIL", parameters: ["*", "INVALID_UTF8", "Messages must be UTF-8"]))
+            sendLine(failure("*", "INVALID_UTF8", "Messages must be UTF-8"))
             return
         }
         let message: IRCMessage
@@ -169,6 +169,11 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     /// A numeric (or command) from the server to this client: `:server CODE nick params...`.
     func numeric(_ code: String, _ parameters: [String]) -> IRCMessage {
         IRCMessage(source: serverName, command: code, parameters: [nick] + parameters)
+    }
+
+    /// An IRCv3 standard reply: `FAIL <command> <code> [<context>...] :<description>`.
+    func failure(_ command: String, _ code: String, context: [String] = [], _ description: String) -> IRCMessage {
+        IRCMessage(source: serverName, command: "FAIL", parameters: [command, code] + context + [description])
     }
 
     func reply(_ code: String, _ parameters: [String]) {
@@ -220,15 +225,20 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             return []
         }()
         guard let allocator = context?.channel.allocator else { return [] }
+        var buffer = allocator.buffer(capacity: 256 * messages.count)
         for message in messages {
-            var buffer = allocator.buffer(capacity: 256)
             IRCEncoding.writeMessage(message, isAccount: false, features: features, label: nil, batch: batch, into: &buffer)
-            for raw in (buffer.readString(length: buffer.readableBytes) ?? "").split(separator: "\r\n") {
-                if let line = try? IRCMessage.parse(String(raw)) { lines.append(line) }
-            }
         }
+        lines += self.messages(in: buffer)
         if let batch { lines.append(IRCMessage(source: serverName, command: "BATCH", parameters: ["-" + batch])) }
         return lines
+    }
+
+    /// The lines an encoder wrote, as messages again: an answer that may be labeled is a list of
+    /// messages, and the encoders (one for live and stored messages, one for names) stay the only
+    /// place their lines are made.
+    func messages(in buffer: ByteBuffer) -> [IRCMessage] {
+        String(buffer: buffer).split(separator: "\r\n").compactMap { try? IRCMessage.parse(String($0)) }
     }
 
     // MARK: Requests to the session
@@ -464,16 +474,8 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     func write(_ run: Broadcast, sessionID: Int, flush: Bool) {
         // Runs are encoded in the format fixed at login (`Session.wireFormat`).
         guard let context, let format = session?.wireFormat, case .irc(let features) = format else { return }
-        let encoded = run.encoded(as: format)
-        let personal = run.personalEvents(of: sessionID)
-        guard !personal.isEmpty else {
-            if flush { context.writeAndFlush(wrapOutboundOut(encoded.bytes), promise: nil) } else { context.write(wrapOutboundOut(encoded.bytes), promise: nil) }
-            return
-        }
         let echo = capabilities.contains(.echoMessage)
-        encoded.write(personal: personal, events: run.events) { bytes in
-            context.write(wrapOutboundOut(bytes), promise: nil)
-        } replace: { _, event, frames in
+        context.write(run, as: format, sessionID: sessionID, flush: flush) { _, event, frames in
             switch event {
             case .presence:
                 return .skipThrough
@@ -493,7 +495,6 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
                 return .with(buffer)
             }
         }
-        if flush { context.flush() }
     }
 
     func flush() {

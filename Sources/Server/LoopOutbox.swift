@@ -42,27 +42,22 @@ final class LoopOutbox: Sendable {
             defer { state.items = [] }
             return state.items
         }
+        // One atomic add per drain, however many members and messages; before anything is
+        // written, so a scrape never lags what a client has seen.
+        let delivered = items.reduce(0) { $0 + $1.members.count * $1.broadcast.messageCount }
+        if delivered > 0 { deliveries.increment(by: delivered) }
+        // One run this turn (the steady state): each member gets one write, flushed with it.
+        // Several: each member is written all of them, then flushed once.
+        let flushesAsItWrites = items.count == 1
         var touched: [Session] = []
-        var delivered = 0
-        if items.count == 1 {
-            // One run this turn (the steady state): each member gets one write, flushed with it.
-            let item = items[0]
-            deliveries.increment(by: item.members.count * item.broadcast.messageCount)
-            for member in item.members { _ = member.deliver(item.broadcast, flush: true) }
-            return
-        }
         for item in items {
-            delivered += item.members.count * item.broadcast.messageCount
             for member in item.members {
-                if let session = member.deliver(item.broadcast), !session.isAwaitingFlush {
+                if let session = member.deliver(item.broadcast, flush: flushesAsItWrites), !session.isAwaitingFlush {
                     session.isAwaitingFlush = true
                     touched.append(session)
                 }
             }
         }
-        // One atomic add per drain, however many members and messages; before the flush, so a
-        // scrape never lags what a client has seen.
-        if delivered > 0 { deliveries.increment(by: delivered) }
         for session in touched {
             session.isAwaitingFlush = false
             session.flush()

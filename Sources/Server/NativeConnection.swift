@@ -160,18 +160,9 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
 
     func write(_ run: Broadcast, sessionID: Int, flush: Bool) {
         guard let context else { return }
-        let encoded = run.encoded(as: .native)
-        let personal = run.personalEvents(of: sessionID)
-        guard !personal.isEmpty else {
-            if flush { context.writeAndFlush(wrapOutboundOut(encoded.bytes), promise: nil) } else { context.write(wrapOutboundOut(encoded.bytes), promise: nil) }
-            return
-        }
-        encoded.write(personal: personal, events: run.events) { bytes in
-            context.write(wrapOutboundOut(bytes), promise: nil)
-        } replace: { _, event, _ in
+        context.write(run, as: .native, sessionID: sessionID, flush: flush) { _, event, _ in
             NativeEncoding.replacement(for: event, allocator: context.channel.allocator)
         }
-        if flush { context.flush() }
     }
 
     func flush() {

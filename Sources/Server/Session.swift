@@ -226,8 +226,8 @@ final class Session: @unchecked Sendable {
 
     // MARK: Delivery (called by subscriptions on this loop)
 
-    func write(_ broadcast: Broadcast, flush: Bool = false) {
-        output?.write(broadcast, sessionID: id, flush: flush)
+    func write(_ broadcast: Broadcast) {
+        output?.write(broadcast, sessionID: id, flush: false)
     }
 
     func flush() {

@@ -82,13 +82,13 @@ final class SessionRegistry: Sendable {
         names.withLock { names in names.values.reduce(0) { $0 + $1.sessions.count } }
     }
 
-    /// Every session holding one of `names`, each once.
     /// Who holds `name` now, as they spell it, and whether it is an account.
     func holder(of name: String) -> (name: String, isAccount: Bool)? {
         let key = Names.userKey(name)
         return names.withLock { names in names[key].map { ($0.name, $0.isAccount) } }
     }
 
+    /// Every session holding one of `names`, each once.
     func sessions(holding users: [String]) -> [Session] {
         let keys = Set(users.map(Names.userKey))
         return names.withLock { names in keys.flatMap { names[$0].map { Array($0.sessions.values) } ?? [] } }

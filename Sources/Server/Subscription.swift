@@ -50,7 +50,7 @@ final class Subscription: @unchecked Sendable {
     /// Hands a run of the room's events to the session (on its event loop). Returns the session
     /// when it wrote to it without flushing, so the caller flushes it once after all its runs;
     /// with `flush` (the run is the only one this turn) it is written and flushed at once.
-    func deliver(_ broadcast: Broadcast, flush: Bool = false) -> Session? {
+    func deliver(_ broadcast: Broadcast, flush: Bool) -> Session? {
         if let id = broadcast.lastMessageID, id > lastSentID { lastSentID = id }
         switch state {
         case .closed:

@@ -4,12 +4,7 @@
 # run is bounded in count and time. Needs cc for the independent referee, chatload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/chat-benchmarks}
-RUNS=${RUNS:-3}
-mkdir -p "$OUT"
-swift build -c release >/dev/null
-BIN=.build/release
-cc -O2 -Wall -Wextra -Wno-unused-parameter -std=gnu11 -o "$OUT/chatload" ../shared/tools/loadgen/chatload.c
+. Scripts/setup.sh
 
 # Storage (issue 2) and the admin tool (issue 5): a fresh 1,000,000-message database.
 rm -f "$OUT"/bench.sqlite*

@@ -8,15 +8,10 @@
 # Needs: cc, inspircd (apt-get install inspircd). Output: $OUT/irc-*.jsonl and tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/chat-benchmarks}
-RUNS=${RUNS:-3}
-BIN=${BIN:-.build-release/release}
-BEFORE=${BEFORE:-}           # e.g. /tmp/before/.build-release/release
+. Scripts/setup.sh
+BEFORE=${BEFORE:-}           # e.g. /tmp/before/.build/release
 IDLE=${IDLE:-10000}
-mkdir -p "$OUT"
 rm -f "$OUT"/irc-*.jsonl "$OUT"/irc-*.txt
-swift build -c release --scratch-path .build-release >/dev/null
-[ -x "$OUT/chatload" ] || cc -O2 -Wall -Wextra -Wno-unused-parameter -std=gnu11 -o "$OUT/chatload" ../shared/tools/loadgen/chatload.c
 
 cat > "$OUT/irc-chat.json" <<JSON
 {"server":{"port":0},"irc":{"enabled":true,"port":0},"database":{"path":"$OUT/irc.sqlite"},

@@ -7,12 +7,7 @@
 # Needs: cc, and inspircd (apt-get install inspircd). Output: $OUT/peer-*.jsonl and a table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/chat-benchmarks}
-RUNS=${RUNS:-3}
-mkdir -p "$OUT"
-swift build -c release >/dev/null
-BIN=.build/release
-[ -x "$OUT/chatload" ] || cc -O2 -Wall -Wextra -Wno-unused-parameter -std=gnu11 -o "$OUT/chatload" ../shared/tools/loadgen/chatload.c
+. Scripts/setup.sh
 
 cat > "$OUT/peer-chat.json" <<JSON
 {"server":{"port":0},"database":{"path":"$OUT/peer.sqlite"},"limits":{"rate":null,"maxClients":20000,"idleTimeoutSeconds":0,

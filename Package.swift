@@ -81,12 +81,15 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            swiftSettings: strictSwift6
+            swiftSettings: strictSwift6,
+            plugins: ["EmbedWebClient"]
         ),
         // A client library speaking the native protocol: used by chat-client, chat-bench and tests.
         .target(
@@ -151,16 +154,21 @@ let package = Package(
             dependencies: ["BenchKit"],
             swiftSettings: strictSwift6
         ),
-        // Build-time tool: turns migrations/*.sql into Swift source compiled into Storage.
+        // Build-time tool: turns files into Swift source (migrations/*.sql into Storage, web/ into Server).
         .executableTarget(
-            name: "embed-migrations",
-            path: "Plugins/EmbedMigrationsTool",
+            name: "embed-files",
+            path: "Plugins/EmbedFilesTool",
             swiftSettings: strictSwift6
         ),
         .plugin(
             name: "EmbedMigrations",
             capability: .buildTool(),
-            dependencies: ["embed-migrations"]
+            dependencies: ["embed-files"]
+        ),
+        .plugin(
+            name: "EmbedWebClient",
+            capability: .buildTool(),
+            dependencies: ["embed-files"]
         ),
         .testTarget(
             name: "ChatProtocolTests",

@@ -15,8 +15,8 @@ struct EmbedMigrations: BuildToolPlugin {
         return [
             .buildCommand(
                 displayName: "Embedding \(sqlFiles.count) migrations into \(target.name)",
-                executable: try context.tool(named: "embed-migrations").url,
-                arguments: [output.path] + sqlFiles.map(\.path),
+                executable: try context.tool(named: "embed-files").url,
+                arguments: [output.path, "EmbeddedMigrations"] + sqlFiles.map(\.path),
                 inputFiles: sqlFiles,
                 outputFiles: [output]
             )

@@ -2,12 +2,25 @@ import ChatProtocol
 import NIOCore
 
 /// The wire formats a run can be encoded in. A room encodes each run once per format its members
-/// speak; a session writes the encoding of its own format.
-enum WireFormat: Hashable, Sendable {
-    /// PROTOCOL.md's JSON lines.
-    case native
-    /// IRC lines; the features change the lines themselves (tags), so each set is its own format.
-    case irc(IRCFeatures)
+/// speak; a session writes the encoding of its own format. The transport's framing is part of
+/// the format, so a WebSocket member's run (its frame headers included) is encoded once too.
+struct WireFormat: Hashable, Sendable {
+    enum Syntax: Hashable, Sendable {
+        /// PROTOCOL.md's JSON frames.
+        case native
+        /// IRC lines; the features change the lines themselves (tags), so each set is its own format.
+        case irc(IRCFeatures)
+    }
+
+    var syntax: Syntax
+    var framing: Framing
+
+    /// JSON lines on TCP.
+    static let native = WireFormat(syntax: .native, framing: .lines)
+
+    static func irc(_ features: IRCFeatures, framing: Framing = .lines) -> WireFormat {
+        WireFormat(syntax: .irc(features), framing: framing)
+    }
 }
 
 /// What changes the bytes of an IRC line for a client: the capabilities that add tags.
@@ -137,15 +150,27 @@ final class Broadcast: Sendable {
         var bytes = allocator.buffer(capacity: events.count * 160)
         var offsets: [Int] = []
         if withOffsets { offsets.reserveCapacity(events.count + 1) }
+        // WebSocket: each event's lines are encoded here first, then written as one message each.
+        var lines = format.framing == .webSocket ? allocator.buffer(capacity: 512) : nil
         for event in events {
             if withOffsets { offsets.append(bytes.readableBytes) }
-            switch format {
-            case .native: NativeEncoding.write(event, into: &bytes)
-            case .irc(let features): IRCEncoding.write(event, features: features, into: &bytes)
+            if lines == nil {
+                encode(event, as: format.syntax, into: &bytes)
+            } else {
+                lines!.clear()
+                encode(event, as: format.syntax, into: &lines!)
+                WebSocketFraming.writeLinesAsTextMessages(lines!, into: &bytes)
             }
         }
         if withOffsets { offsets.append(bytes.readableBytes) }
         return EncodedRun(bytes: bytes, offsets: offsets)
+    }
+
+    private static func encode(_ event: RoomEvent, as syntax: WireFormat.Syntax, into bytes: inout ByteBuffer) {
+        switch syntax {
+        case .native: NativeEncoding.write(event, into: &bytes)
+        case .irc(let features): IRCEncoding.write(event, features: features, into: &bytes)
+        }
     }
 }
 

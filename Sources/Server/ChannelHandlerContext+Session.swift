@@ -10,8 +10,9 @@ extension ChannelHandlerContext {
 
     /// Stops reading, writes `last` after everything already queued, and closes once it has
     /// reached the client or after `allowance`: a merely slow client still reads why it goes.
-    func writeLastAndClose(_ last: ByteBuffer, within allowance: TimeAmount) {
+    func writeLastAndClose(_ last: ByteBuffer, framing: Framing, within allowance: TimeAmount) {
         let channel = self.channel
+        let last = framing.framed(last, allocator: channel.allocator)
         channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         // Writes complete in order: this one only once everything queued before it is written.
         let delivered = writeAndFlush(NIOAny(last))
@@ -33,8 +34,19 @@ extension ChannelHandlerContext {
             if flush { writeAndFlush(NIOAny(encoded.bytes), promise: nil) } else { write(NIOAny(encoded.bytes), promise: nil) }
             return
         }
-        encoded.write(personal: personal, events: run.events, to: { write(NIOAny($0), promise: nil) }, replace: replace)
+        encoded.write(personal: personal, events: run.events, to: { write(NIOAny($0), promise: nil) }) { index, event, frames in
+            // Replacements are lines: framed here like the rest of the session's own writes.
+            let replaced = replace(index, event, frames)
+            guard format.framing == .webSocket, case .with(let lines?) = replaced else { return replaced }
+            return .with(format.framing.framed(lines, allocator: channel.allocator))
+        }
         if flush { self.flush() }
+    }
+
+    /// Writes `lines` (whole lines of the connection's protocol) in the connection's framing.
+    func write(lines: ByteBuffer, framing: Framing, flush: Bool = false) {
+        let bytes = framing.framed(lines, allocator: channel.allocator)
+        if flush { writeAndFlush(NIOAny(bytes), promise: nil) } else { write(NIOAny(bytes), promise: nil) }
     }
 
     /// Pauses or resumes reading from the client.

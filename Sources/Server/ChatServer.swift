@@ -34,10 +34,16 @@ public final class ChatServer: Sendable {
     /// Where the IRC listener listens (the real port when configured with 0), when enabled.
     public var ircPort: Int? { ircListener?.localAddress?.port }
 
+    private let webListener: (any Channel)?
+    /// Where the web listener (the browser client, `/ws`, `/healthz`) listens, when enabled.
+    public var webPort: Int? { webListener?.localAddress?.port }
+
     private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel,
-                 periodicTasks: [RepeatedTask], tls: ServerTLS?, metricsListener: (any Channel)?, ircListener: (any Channel)?) {
+                 periodicTasks: [RepeatedTask], tls: ServerTLS?, metricsListener: (any Channel)?, ircListener: (any Channel)?,
+                 webListener: (any Channel)?) {
         self.tls = tls
         self.ircListener = ircListener
+        self.webListener = webListener
         self.metricsListener = metricsListener
         self.host = host
         self.port = port
@@ -64,8 +70,9 @@ public final class ChatServer: Sendable {
             let limits = configuration.limits
             // One bootstrap per listener (a bootstrap keeps the last initializer it was given):
             // the same socket options and limits, TLS when that listener asks for it, and the
-            // wire adapter of its protocol.
-            @Sendable func chatListener(tls usesTLS: Bool, _ makeAdapter: @escaping @Sendable () -> any ChannelHandler) -> ServerBootstrap {
+            // handlers of its protocol.
+            @Sendable func chatListener(tls usesTLS: Bool,
+                                        _ configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> ServerBootstrap {
                 ServerBootstrap(group: group)
                     .serverChannelOption(ChannelOptions.backlog, value: 4096)
                     .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -82,17 +89,41 @@ public final class ChatServer: Sendable {
                             if usesTLS, let tls {
                                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                             }
-                            try channel.pipeline.syncOperations.addHandler(makeAdapter())
+                            try configure(channel.pipeline.syncOperations)
                         }
                     }
             }
-            let listener = try await chatListener(tls: configuration.server.tls) { NativeConnection(server: context) }
+            let listener = try await chatListener(tls: configuration.server.tls) { try $0.addHandler(NativeConnection(server: context)) }
                 .bind(host: configuration.server.host, port: configuration.server.port).get()
             let port = listener.localAddress?.port ?? configuration.server.port
             var ircListener: (any Channel)?
             if configuration.irc.enabled {
-                ircListener = try await chatListener(tls: configuration.irc.tls) { IRCConnection(server: context) }
+                ircListener = try await chatListener(tls: configuration.irc.tls) { try $0.addHandler(IRCConnection(server: context)) }
                     .bind(host: configuration.irc.host, port: configuration.irc.port).get()
+            }
+            var webListener: (any Channel)?
+            if configuration.web.enabled {
+                let assets = WebClientAssets()
+                let health: @Sendable () -> String = {
+                    "{\"status\":\"ok\",\"connections\":\(context.registry.connectionCount)}\n"
+                }
+                webListener = try await chatListener(tls: configuration.web.tls) { pipeline in
+                    // HTTP until a WebSocket upgrade at /ws; then NIO's HTTP handlers, the page
+                    // handler and its idle timer leave, and the WebSocket bridge and adapter come.
+                    let page = WebHTTPHandler(assets: assets, health: health)
+                    let idle = NIOLoopBound(IdleStateHandler(readTimeout: .seconds(30)), eventLoop: pipeline.eventLoop)
+                    let upgrade: NIOHTTPServerUpgradeConfiguration = (
+                        upgraders: [WebSocketUpgrader(server: context)],
+                        completionHandler: { context in
+                            context.pipeline.syncOperations.removeHandler(page, promise: nil)
+                            context.pipeline.syncOperations.removeHandler(idle.value, promise: nil)
+                        }
+                    )
+                    try pipeline.configureHTTPServerPipeline(withServerUpgrade: upgrade, withErrorHandling: true)
+                    try pipeline.addHandler(idle.value)
+                    try pipeline.addHandler(page)
+                }
+                .bind(host: configuration.web.host, port: configuration.web.port).get()
             }
             var metricsListener: (any Channel)?
             if configuration.metrics.enabled {
@@ -104,7 +135,7 @@ public final class ChatServer: Sendable {
             }
             return ChatServer(host: configuration.server.host, port: port, context: context, group: group,
                               listener: listener, periodicTasks: periodicTasks, tls: tls, metricsListener: metricsListener,
-                              ircListener: ircListener)
+                              ircListener: ircListener, webListener: webListener)
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
@@ -177,6 +208,7 @@ public final class ChatServer: Sendable {
         for task in periodicTasks { task.cancel() }
         try? await listener.close()
         try? await ircListener?.close()
+        try? await webListener?.close()
         try? await metricsListener?.close()
         // Commit what was handed in, then let it reach the rooms and, one hop later, the members.
         try? await context.database.waitForPendingWrites()

@@ -52,8 +52,11 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     var joinsAwaitingReplay: [String: Int64] = [:]
     var nextBatchID = 0
 
-    init(server: ServerContext) {
+    let framing: Framing
+
+    init(server: ServerContext, framing: Framing = .lines) {
         self.server = server
+        self.framing = framing
         self.serverName = server.configuration.server.name
     }
 
@@ -68,13 +71,15 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         if capabilities.contains(.messageTags) { features.insert(.messageTags) }
         if capabilities.contains(.serverTime) { features.insert(.serverTime) }
         if capabilities.contains(.accountTag) { features.insert(.accountTag) }
-        return .irc(features)
+        return .irc(features, framing: framing)
     }
 
     // MARK: Channel
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Added to a connection that is already open (a WebSocket after its upgrade).
+        if context.channel.isActive { start(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -82,21 +87,27 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard session == nil else { return }
         switch server.admitConnection(on: context, output: self) {
         case .refused(let reason):
             sendLine(IRCMessage(command: "ERROR", parameters: ["Closing link: \(reason)"]))
             close()
         case .session(let session):
             self.session = session
-            server.ircConnections.wrappingAdd(1, ordering: .relaxed)
+            // IRC over WebSocket counts as a web connection (the WebSocket bridge counts it).
+            if framing == .lines { server.ircConnections.wrappingAdd(1, ordering: .relaxed) }
         }
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if let session {
             server.connectionClosed(session)
-            server.ircConnections.wrappingSubtract(1, ordering: .relaxed)
+            if framing == .lines { server.ircConnections.wrappingSubtract(1, ordering: .relaxed) }
         }
         session = nil
         pending = [:]
@@ -163,7 +174,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count + 2)
         buffer.writeString(text)
         buffer.writeStaticString("\r\n")
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        context.write(lines: buffer, framing: framing)
     }
 
     /// A numeric (or command) from the server to this client: `:server CODE nick params...`.
@@ -221,7 +232,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             lines.append(IRCMessage(source: serverName, command: "BATCH", parameters: ["+" + id, batchType] + (batchTarget.map { [$0] } ?? [])))
         }
         let features: IRCFeatures = {
-            if case .irc(let features) = wireFormat { return features }
+            if case .irc(let features) = wireFormat.syntax { return features }
             return []
         }()
         guard let allocator = context?.channel.allocator else { return [] }
@@ -310,7 +321,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             var buffer = context.channel.allocator.buffer(capacity: 64 + members.count * 12)
             buffer.writeString(":\(IRCEncoding.source(nick)) JOIN \(channel)\r\n")
             writeNames(channel: channel, members: members, into: &buffer)
-            context.write(wrapOutboundOut(buffer), promise: nil)
+            context.write(lines: buffer, framing: framing)
             return
         }
         var lines = [IRCMessage(source: IRCEncoding.source(nick), command: "JOIN", parameters: [channel])]
@@ -411,7 +422,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             guard let context else { return }
             var buffer = context.channel.allocator.buffer(capacity: 64 + members.count * 12)
             writeNames(channel: channel, members: members, into: &buffer)
-            context.write(wrapOutboundOut(buffer), promise: nil)
+            context.write(lines: buffer, framing: framing)
         case .names:
             sendResponse(namesLines(channel: channel, members: members), label: request.label)
         case .who(let mask):
@@ -473,7 +484,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     func write(_ run: Broadcast, sessionID: Int, flush: Bool) {
         // Runs are encoded in the format fixed at login (`Session.wireFormat`).
-        guard let context, let format = session?.wireFormat, case .irc(let features) = format else { return }
+        guard let context, let format = session?.wireFormat, case .irc(let features) = format.syntax else { return }
         let echo = capabilities.contains(.echoMessage)
         context.write(run, as: format, sessionID: sessionID, flush: flush) { _, event, frames in
             switch event {
@@ -509,7 +520,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         guard let context else { return }
         var line = context.channel.allocator.buffer(capacity: 128)
         line.writeString(IRCMessage(command: "ERROR", parameters: ["Closing link: \(error.message)"]).serialized() + "\r\n")
-        context.writeLastAndClose(line, within: allowance)
+        context.writeLastAndClose(line, framing: framing, within: allowance)
     }
 
     func setReading(_ isReading: Bool) {

@@ -13,17 +13,21 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     private var context: ChannelHandlerContext?
     private var session: Session?
     private var framer: LineFramer
+    private let framing: Framing
 
-    init(server: ServerContext) {
+    init(server: ServerContext, framing: Framing = .lines) {
         self.server = server
+        self.framing = framing
         self.maxLineBytes = server.configuration.limits.maxLineBytes
         self.framer = LineFramer(maxLineBytes: maxLineBytes)
     }
 
-    var wireFormat: WireFormat { .native }
+    var wireFormat: WireFormat { WireFormat(syntax: .native, framing: framing) }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Added to a connection that is already open (a WebSocket after its upgrade).
+        if context.channel.isActive { start(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -31,6 +35,12 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard session == nil else { return }
         switch server.admitConnection(on: context, output: self) {
         case .refused(let reason):
             sendError(ProtocolError(.serverFull, reason))
@@ -40,9 +50,8 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
             var buffer = context.channel.allocator.buffer(capacity: 96)
             ServerFrame.greeting(server: server.configuration.server.name, passwordRequired: server.reloadable.withLock { $0.password != nil },
                                  into: &buffer)
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            context.write(lines: buffer, framing: framing, flush: true)
         }
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -99,7 +108,7 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         guard let context else { return }
         var buffer = context.channel.allocator.buffer(capacity: 128)
         encode(&buffer)
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        context.write(lines: buffer, framing: framing)
     }
 
     func sendWelcome(re: RequestID?, name: String, isAccount: Bool, defaultRoom: String, motd: String?) {
@@ -160,7 +169,7 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
 
     func write(_ run: Broadcast, sessionID: Int, flush: Bool) {
         guard let context else { return }
-        context.write(run, as: .native, sessionID: sessionID, flush: flush) { _, event, _ in
+        context.write(run, as: wireFormat, sessionID: sessionID, flush: flush) { _, event, _ in
             NativeEncoding.replacement(for: event, allocator: context.channel.allocator)
         }
     }
@@ -177,7 +186,7 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         guard let context else { return }
         var frame = context.channel.allocator.buffer(capacity: 128)
         ServerFrame.error(error, into: &frame)
-        context.writeLastAndClose(frame, within: allowance)
+        context.writeLastAndClose(frame, framing: framing, within: allowance)
     }
 
     func setReading(_ isReading: Bool) {

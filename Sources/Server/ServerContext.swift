@@ -39,6 +39,8 @@ final class ServerContext: Sendable {
     let roomCount: Atomic<Int>
     /// Open IRC connections (for the metrics' `transport` label; the registry counts all).
     let ircConnections = Atomic<Int>(0)
+    /// Open WebSocket connections (native or IRC).
+    let webSockets = Atomic<Int>(0)
     let catalog = RoomCatalog()
     let allocator = ByteBufferAllocator()
     nonisolated(unsafe) private(set) var shards: [RoomShard] = []

@@ -4,7 +4,9 @@ import GRDB
 /// recorded in the database under its file name.
 public enum Migrations {
     /// Every migration this build carries, in order: name (file name without `.sql`) and SQL.
-    public static var all: [(name: String, sql: String)] { EmbeddedMigrations.all }
+    public static var all: [(name: String, sql: String)] {
+        EmbeddedMigrations.all.map { (String($0.name.dropLast(".sql".count)), $0.text) }
+    }
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator().disablingDeferredForeignKeyChecks()

@@ -92,12 +92,13 @@ struct ChatServerCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         logger.info("history in \(settings.database.path)")
-        for (key, isSet) in [("web.enabled", settings.web.enabled), ("database.postgres", settings.database.postgres != nil)] where isSet {
-            logger.warning("\(key) is set, but this build does not serve it yet: it is ignored")
+        if settings.database.postgres != nil {
+            logger.warning("database.postgres is set, but this build does not serve it yet: it is ignored")
         }
         if tls != nil { logger.info("TLS on \(server.host):\(server.port) with \(settings.tls.certificate ?? "")") }
         var listening = "listening on \(server.host):\(server.port)\n"
         if let ircPort = server.ircPort { listening += "irc listening on \(settings.irc.host):\(ircPort)\n" }
+        if let webPort = server.webPort { listening += "web listening on \(settings.web.host):\(webPort)\n" }
         if let metricsPort = server.metricsPort { listening += "metrics listening on \(settings.metrics.host):\(metricsPort)\n" }
         FileHandle.standardOutput.write(Data(listening.utf8))
         let reload = handleReloadSignals(server: server, configuration: config, logger: logger)

@@ -13,6 +13,11 @@ public final class IRCTestClient: @unchecked Sendable {
         connection = try LineClient(port: port)
     }
 
+    /// IRC over an open connection (a WebSocket with the `text.ircv3.net` subprotocol).
+    public init(connection: LineClient) {
+        self.connection = connection
+    }
+
     public func send(_ line: String) {
         connection.send(bytes: Array((line + "\r\n").utf8))
     }

@@ -17,6 +17,13 @@ public final class LineClient: @unchecked Sendable {
 
     private let fd: Int32
     private var buffer: [UInt8] = []
+    /// A WebSocket client (`init(webSocketPort:)`): lines go out as masked text messages, and
+    /// text messages come in as lines.
+    public private(set) var isWebSocket = false
+    /// Received bytes not yet decoded into WebSocket frames.
+    private var frameBytes: [UInt8] = []
+    /// The status code of the server's close frame, once one came.
+    public private(set) var closeCode: UInt16?
     /// Where unread bytes start in `buffer`: consuming a line is O(line), not O(buffer).
     private var readIndex = 0
     public private(set) var isClosed = false
@@ -59,8 +66,105 @@ public final class LineClient: @unchecked Sendable {
         close(fd)
     }
 
-    /// Sends raw bytes.
+    /// Connects to the web listener at 127.0.0.1:`port` and opens a WebSocket at `path`
+    /// (RFC 6455's handshake, written out here): throws `HandshakeRefused` with the status line
+    /// when the server answers anything but 101.
+    public convenience init(webSocketPort port: Int, path: String = "/ws", subprotocol: String? = nil, origin: String? = nil) throws {
+        try self.init(port: port)
+        var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        if let subprotocol { request += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }
+        if let origin { request += "Origin: \(origin)\r\n" }
+        sendRaw(Array((request + "\r\n").utf8))
+        var head: [String] = []
+        while let line = try nextLine(timeout: 30) {
+            let trimmed = line.hasSuffix("\r") ? String(line.dropLast()) : line
+            if trimmed.isEmpty { break }
+            head.append(trimmed)
+        }
+        guard let status = head.first, status.hasPrefix("HTTP/1.1 101") else { throw HandshakeRefused(status: head.first ?? "(closed)") }
+        guard head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") else { throw HandshakeRefused(status: "bad accept value") }
+        if let subprotocol, !head.contains("Sec-WebSocket-Protocol: \(subprotocol)") { throw HandshakeRefused(status: "no subprotocol") }
+        // What came after the head is already frames.
+        frameBytes = Array(buffer[readIndex...])
+        buffer.removeAll()
+        readIndex = 0
+        isWebSocket = true
+        decodeFrames()
+    }
+
+    public struct HandshakeRefused: Error, CustomStringConvertible {
+        public let status: String
+        public var description: String { "WebSocket handshake refused: \(status)" }
+    }
+
+    /// Sends raw bytes: on a WebSocket, each line of them as one text message.
     public func send(bytes: [UInt8]) {
+        guard isWebSocket else { return sendRaw(bytes) }
+        var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        for var line in lines {
+            if line.last == 0x0D { line = line.dropLast() }
+            sendFrame(opcode: 0x1, payload: Array(line))
+        }
+    }
+
+    /// Sends one WebSocket frame, masked as a client must (unless `masked` is false, for tests of
+    /// what the server does with a broken client).
+    public func sendFrame(opcode: UInt8, payload: [UInt8], fin: Bool = true, masked: Bool = true) {
+        var frame: [UInt8] = [(fin ? 0x80 : 0) | opcode]
+        let maskBit: UInt8 = masked ? 0x80 : 0
+        switch payload.count {
+        case ..<126: frame.append(maskBit | UInt8(payload.count))
+        case ...0xFFFF: frame += [maskBit | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        default: frame += [maskBit | 127] + (0..<8).reversed().map { UInt8((payload.count >> ($0 * 8)) & 0xFF) }
+        }
+        if masked {
+            let key: [UInt8] = [0x37, 0xFA, 0x21, 0x3D]
+            frame += key
+            frame += payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+        } else {
+            frame += payload
+        }
+        sendRaw(frame)
+    }
+
+    /// Turns complete frames of `frameBytes` into lines (text), answers pings, notes a close.
+    private func decodeFrames() {
+        var index = 0
+        while frameBytes.count - index >= 2 {
+            let opcode = frameBytes[index] & 0x0F
+            var length = Int(frameBytes[index + 1] & 0x7F)
+            var headerLength = 2
+            if length == 126 {
+                guard frameBytes.count - index >= 4 else { break }
+                length = Int(frameBytes[index + 2]) << 8 | Int(frameBytes[index + 3])
+                headerLength = 4
+            } else if length == 127 {
+                guard frameBytes.count - index >= 10 else { break }
+                length = (2..<10).reduce(0) { $0 << 8 | Int(frameBytes[index + $1]) }
+                headerLength = 10
+            }
+            guard frameBytes.count - index >= headerLength + length else { break }
+            let payload = Array(frameBytes[(index + headerLength)..<(index + headerLength + length)])
+            index += headerLength + length
+            switch opcode {
+            case 0x0, 0x1, 0x2:
+                buffer += payload
+                if frameBytes[index - headerLength - length] & 0x80 != 0 { buffer.append(0x0A) }
+            case 0x8:
+                closeCode = payload.count >= 2 ? UInt16(payload[0]) << 8 | UInt16(payload[1]) : 1005
+                isClosed = true
+            case 0x9:
+                sendFrame(opcode: 0xA, payload: payload)
+            default:
+                break
+            }
+        }
+        frameBytes.removeSubrange(..<index)
+    }
+
+    private func sendRaw(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -109,7 +213,12 @@ public final class LineClient: @unchecked Sendable {
                 isClosed = true
                 continue
             }
-            buffer.append(contentsOf: chunk[..<count])
+            if isWebSocket {
+                frameBytes.append(contentsOf: chunk[..<count])
+                decodeFrames()
+            } else {
+                buffer.append(contentsOf: chunk[..<count])
+            }
         }
     }
 

@@ -1,0 +1,195 @@
+import ChatConfiguration
+import ChatProtocol
+import ChatTestSupport
+import Foundation
+import IRCProtocol
+import Testing
+
+/// SPEC.md, `web`: the web listener over real sockets — the page and `/healthz` over HTTP, the
+/// native protocol and IRC over WebSocket at `/ws`, beside TCP clients in the same rooms.
+@Suite struct WebTests {
+    func withWebServer(_ adjust: @escaping (inout ServerConfiguration) -> Void = { _ in },
+                       _ body: (TestServer, Int) async throws -> Void) async throws {
+        try await withServer({ configuration in
+            configuration.web.enabled = true
+            configuration.web.port = 0
+            adjust(&configuration)
+        }) { server in
+            try await body(server, try #require(server.server.webPort))
+        }
+    }
+
+    /// One HTTP/1.1 request on a connection of its own: the status line, headers and body.
+    func http(_ port: Int, _ path: String, method: String = "GET", headers: [String] = [], body: String = "") throws
+        -> (status: Int, headers: [String: String], body: String) {
+        let client = try LineClient(port: port)
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        for header in headers { request += header + "\r\n" }
+        if !body.isEmpty { request += "Content-Length: \(body.utf8.count)\r\n" }
+        client.send(bytes: Array((request + "\r\n" + body).utf8))
+        var lines: [String] = []
+        while let line = try client.nextLine() { lines.append(line.hasSuffix("\r") ? String(line.dropLast()) : line) }
+        let status = try #require(lines.first.flatMap { Int($0.split(separator: " ")[1]) })
+        let blank = lines.firstIndex(of: "") ?? lines.count
+        var fields: [String: String] = [:]
+        for line in lines[1..<blank] {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            fields[parts[0].lowercased()] = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+        }
+        return (status, fields, lines[min(blank + 1, lines.count)...].joined(separator: "\n"))
+    }
+
+    @Test func nativeFramesOverWebSocketBesideTCP() async throws {
+        try await withWebServer { server, port in
+            let browser = try LineClient(webSocketPort: port)
+            let greeting = try browser.next()
+            #expect(greeting.type == "greeting")
+            try browser.login("webber", readGreeting: false)
+            _ = try browser.join("lobby")
+            let terminal = try server.user("tcpuser")
+            _ = try terminal.join("lobby")
+            #expect(try browser.next("presence")["name"]?.stringValue == "tcpuser")
+
+            let fromTerminal = try terminal.say("hello browser")
+            let received = try browser.next("message")
+            #expect(received.text == "hello browser")
+            #expect(received.id == fromTerminal.id)
+            #expect(received.re == nil, "only the sender's copy carries re")
+
+            let ack = try browser.say("hello terminal")
+            #expect(ack.from == "webber")
+            #expect(try terminal.next("message").text == "hello terminal")
+
+            // Bounds as on TCP: a line over the limit is too_long, and the connection stays.
+            browser.send(String(repeating: "x", count: 16_385))
+            #expect(try browser.next("error").code == "too_long")
+            // A text message split into fragments is one frame.
+            let say = #"{"type":"say","room":"lobby","text":"in pieces","id":"f"}"#
+            browser.sendFrame(opcode: 0x1, payload: Array(say.utf8.prefix(10)), fin: false)
+            browser.sendFrame(opcode: 0x9, payload: Array("are you there".utf8)) // a ping between fragments
+            browser.sendFrame(opcode: 0x0, payload: Array(say.utf8.dropFirst(10)))
+            #expect(try browser.answer(to: "f").text == "in pieces")
+
+            // Stored before delivery: the history has both, in order.
+            let history = try terminal.request(["type": "history", "room": "lobby", "before": 1_000_000, "limit": 10])
+            let texts = history.messages.compactMap { $0["text"]?.stringValue }
+            #expect(texts == ["hello browser", "hello terminal", "in pieces"])
+
+            browser.send(#"{"type":"quit","reason":"tab closed"}"#)
+            #expect(try browser.next("bye").type == "bye")
+            #expect(try browser.readUntilClosed().isEmpty)
+            #expect(browser.closeCode == 1000)
+            let leave = try terminal.next("presence")
+            #expect(leave["event"]?.stringValue == "leave")
+            #expect(leave["reason"]?.stringValue == "tab closed")
+        }
+    }
+
+    @Test func ircOverWebSocketWithTheIRCv3Subprotocol() async throws {
+        try await withWebServer({ $0.irc.enabled = false }) { server, port in
+            let native = try server.user("native")
+            _ = try native.join("lobby")
+            _ = try native.say("said before")
+
+            let connection = try LineClient(webSocketPort: port, subprotocol: "text.ircv3.net")
+            let irc = IRCTestClient(connection: connection)
+            let welcome = try irc.register("webirc", capabilities: ["server-time", "message-tags", "batch"])
+            #expect(welcome.map(\.command).contains("001"))
+            irc.send("JOIN #lobby")
+            let joined = try irc.read(until: "the replay") { $0.command == "PRIVMSG" && $0.text == "said before" }
+            #expect(joined.map(\.command).contains("JOIN"))
+            #expect(joined.last?.tag("msgid") != nil)
+
+            _ = try native.say("live to irc")
+            let live = try irc.read(until: "PRIVMSG") { $0.command == "PRIVMSG" }.last!
+            #expect(live.parameters == ["#lobby", "live to irc"])
+            #expect(live.nick == "native")
+
+            irc.send("PRIVMSG #lobby :from a web IRC client")
+            #expect(try native.next("message").text == "from a web IRC client")
+            irc.send("QUIT :bye")
+            _ = try irc.readUntilClosed()
+            #expect(connection.closeCode == 1000)
+        }
+    }
+
+    @Test func httpServesThePageHealthAndClearRefusals() async throws {
+        try await withWebServer { server, port in
+            let page = try http(port, "/")
+            #expect(page.status == 200)
+            #expect(page.headers["content-type"] == "text/html; charset=utf-8")
+            let policy = try #require(page.headers["content-security-policy"])
+            #expect(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"))
+            #expect(page.headers["cache-control"] == "no-cache")
+            // Every script and style is linked by its content's version, and then cached for good.
+            let start = try #require(page.body.range(of: "src=\"/app.js?v="))
+            let script = page.body[page.body.index(start.lowerBound, offsetBy: 5)...].prefix { $0 != "\"" }
+            let asset = try http(port, String(script))
+            #expect(asset.status == 200)
+            #expect(asset.headers["content-type"] == "text/javascript; charset=utf-8")
+            #expect(asset.headers["cache-control"]?.contains("immutable") == true)
+            #expect(try http(port, "/app.js").headers["cache-control"] == "no-cache")
+
+            let health = try http(port, "/healthz")
+            #expect(health.status == 200)
+            #expect(health.body.contains(#""status":"ok""#))
+
+            #expect(try http(port, "/nothing-here").status == 404)
+            #expect(try http(port, "/../../etc/passwd").status == 404)
+            #expect(try http(port, "/", method: "DELETE").status == 405)
+            #expect(try http(port, "/", method: "POST", body: String(repeating: "b", count: 10_000)).status == 413)
+            #expect(try http(port, "/ws").status == 426)
+            let upgrade = ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
+            #expect(try http(port, "/ws", headers: upgrade + ["Origin: http://evil.example"]).status == 403)
+            #expect(try http(port, "/ws", headers: Array(upgrade.dropLast()) + ["Sec-WebSocket-Version: 8"]).status == 400)
+            #expect(throws: LineClient.HandshakeRefused.self) { _ = try LineClient(webSocketPort: port, origin: "null") }
+            // The page's own origin is welcome.
+            let sameOrigin = try LineClient(webSocketPort: port, origin: "http://127.0.0.1:\(port)")
+            #expect(try sameOrigin.next().type == "greeting")
+            // Hostile HTTP gets an answer or a close, and the server goes on.
+            let garbage = try LineClient(port: port)
+            garbage.send(bytes: Array("\u{1}\u{2} NOT HTTP\r\n\r\n".utf8))
+            _ = try? garbage.readUntilClosed()
+            let huge = try LineClient(port: port)
+            huge.send(bytes: Array(("GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 200_000) + "\r\n\r\n").utf8))
+            _ = try? huge.readUntilClosed()
+            #expect(try http(port, "/healthz").status == 200)
+        }
+    }
+
+    @Test func hostileWebSocketFramesCloseOnlyThatConnection() async throws {
+        try await withWebServer { server, port in
+            let bystander = try LineClient(webSocketPort: port)
+            try bystander.login("bystander")
+            _ = try bystander.join("lobby")
+
+            let unmasked = try LineClient(webSocketPort: port)
+            _ = try unmasked.next()
+            unmasked.sendFrame(opcode: 0x1, payload: Array(#"{"type":"ping"}"#.utf8), masked: false)
+            _ = try unmasked.readUntilClosed()
+            #expect(unmasked.closeCode == 1002)
+
+            let binary = try LineClient(webSocketPort: port)
+            _ = try binary.next()
+            binary.sendFrame(opcode: 0x2, payload: [0, 1, 2])
+            _ = try binary.readUntilClosed()
+            #expect(binary.closeCode == 1003)
+
+            let oversized = try LineClient(webSocketPort: port)
+            _ = try oversized.next()
+            oversized.sendFrame(opcode: 0x1, payload: Array(repeating: UInt8(ascii: "a"), count: 200_000))
+            _ = try oversized.readUntilClosed()
+            #expect(oversized.closeCode == 1009)
+
+            let notUTF8 = try LineClient(webSocketPort: port)
+            _ = try notUTF8.next()
+            notUTF8.sendFrame(opcode: 0x1, payload: [0xFF, 0xFE, 0x7B])
+            #expect(try notUTF8.next("error").code == "bad_request")
+
+            // The bystander noticed nothing and still talks.
+            #expect(try bystander.say("still here").text == "still here")
+            let health = try http(port, "/healthz")
+            #expect(health.status == 200)
+        }
+    }
+}

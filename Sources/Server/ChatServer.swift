@@ -147,7 +147,8 @@ public final class ChatServer: Sendable {
     private static func startMetricsListener(context: ServerContext, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
         let metrics = context.configuration.metrics
         let scrape: @Sendable () -> [UInt8] = {
-            context.metrics.scrape(connections: context.registry.connectionCount, ircConnections: context.ircConnections.load(ordering: .relaxed), sessions: context.registry.sessionCount,
+            context.metrics.scrape(connections: context.registry.connectionCount, ircConnections: context.ircConnections.load(ordering: .relaxed),
+                                   webSockets: context.webSockets.load(ordering: .relaxed), sessions: context.registry.sessionCount,
                                    rooms: context.roomCount.load(ordering: .relaxed), writerQueue: context.database.writerQueueDepth)
         }
         return try await ServerBootstrap(group: group)

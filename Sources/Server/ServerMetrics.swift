@@ -19,6 +19,7 @@ final class ServerMetrics: Sendable {
     let authFailures: CoreMetrics.Counter
     private let connections: CoreMetrics.Gauge
     private let ircConnections: CoreMetrics.Gauge
+    private let webConnections: CoreMetrics.Gauge
     private let sessions: CoreMetrics.Gauge
     private let rooms: CoreMetrics.Gauge
     private let writerQueue: CoreMetrics.Gauge
@@ -51,6 +52,7 @@ final class ServerMetrics: Sendable {
         authFailures = CoreMetrics.Counter(label: "chat_auth_failures_total", factory: factory)
         connections = CoreMetrics.Gauge(label: "chat_connections", dimensions: [("transport", "native")], factory: factory)
         ircConnections = CoreMetrics.Gauge(label: "chat_connections", dimensions: [("transport", "irc")], factory: factory)
+        webConnections = CoreMetrics.Gauge(label: "chat_connections", dimensions: [("transport", "websocket")], factory: factory)
         sessions = CoreMetrics.Gauge(label: "chat_logged_in_sessions", factory: factory)
         rooms = CoreMetrics.Gauge(label: "chat_rooms", factory: factory)
         writerQueue = CoreMetrics.Gauge(label: "chat_writer_queue_depth", factory: factory)
@@ -58,10 +60,12 @@ final class ServerMetrics: Sendable {
     }
 
     /// The Prometheus text exposition, gauges read now.
-    func scrape(connections: Int, ircConnections: Int, sessions: Int, rooms: Int, writerQueue: Int) -> [UInt8] {
+    /// `ircConnections` are IRC over TCP; `webSockets` are WebSocket connections of either protocol.
+    func scrape(connections: Int, ircConnections: Int, webSockets: Int, sessions: Int, rooms: Int, writerQueue: Int) -> [UInt8] {
         guard let registry else { return [] }
-        self.connections.record(connections - ircConnections)
+        self.connections.record(max(0, connections - ircConnections - webSockets))
         self.ircConnections.record(ircConnections)
+        self.webConnections.record(webSockets)
         self.sessions.record(sessions)
         self.rooms.record(rooms)
         self.writerQueue.record(writerQueue)

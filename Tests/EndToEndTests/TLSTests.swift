@@ -123,4 +123,24 @@ func servedSubject(port: Int) throws -> String {
         let plain = try pipeClient(["bot", "--port", String(server.port)], input: "plain\n")
         #expect(plain.status == 0, "\(plain.err)")
     }
+
+    @Test func theWebListenerServesHTTPSWhenAsked() async throws {
+        let scratch = try Scratch()
+        try makeCertificate(in: scratch, name: "server", commonName: "web")
+        try scratch.write("config.json", #"""
+            {"web":{"enabled":true,"port":0,"tls":true},"tls":{"certificate":"server.pem","key":"server-key.pem"},
+             "log":{"messages":false}}
+            """#)
+        let server = try ServerProcess(config: scratch.file("config.json"))
+        #expect(server.child.stdout.wait(for: "web listening on 127.0.0.1:"))
+        let announced = server.child.stdout.text.split(separator: "\n").first { $0.hasPrefix("web listening on ") }
+        let webPort = try #require(announced?.split(separator: ":").last.flatMap { Int($0) })
+        #expect(try servedSubject(port: webPort).contains("CN = web"))
+        let health = try shell("""
+            printf 'GET /healthz HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' \
+              | timeout 30 openssl s_client -quiet -ign_eof -connect 127.0.0.1:\(webPort) 2>/dev/null
+            """)
+        #expect(health.out.contains("HTTP/1.1 200 OK"), "\(health.out)")
+        #expect(health.out.contains(#""status":"ok""#))
+    }
 }

@@ -59,11 +59,15 @@ func parsePrometheus(_ text: String) throws -> [String: Double] {
 
 @Suite struct MetricsTests {
     @Test func metricsAreServedAsPrometheusTextOnTheirOwnListener() async throws {
-        try await withServer({ $0.metrics.enabled = true; $0.metrics.port = 0; $0.irc.enabled = true; $0.irc.port = 0 }) { server in
+        try await withServer({
+            $0.metrics.enabled = true; $0.metrics.port = 0; $0.irc.enabled = true; $0.irc.port = 0; $0.web.enabled = true; $0.web.port = 0
+        }) { server in
             let port = try #require(server.server.metricsPort)
             #expect(port != server.port)
             let ircClient = try IRCTestClient(port: try #require(server.server.ircPort))
             try ircClient.register("carol")
+            let browser = try LineClient(webSocketPort: try #require(server.server.webPort))
+            try browser.login("dave")
             try server.database.addAccount(name: "owner", password: try PasswordHash.make(password: "right password"))
             #expect(try server.client().loginAnswer("owner", accountPassword: "wrong password").code == "auth_failed")
             let alice = try server.user("alice")
@@ -83,7 +87,8 @@ func parsePrometheus(_ text: String) throws -> [String: Double] {
             #expect(samples["chat_auth_failures_total"] == 1)
             #expect(samples[#"chat_connections{transport="native"}"#] == 2)
             #expect(samples[#"chat_connections{transport="irc"}"#] == 1)
-            #expect(samples["chat_logged_in_sessions"] == 3)
+            #expect(samples[#"chat_connections{transport="websocket"}"#] == 1)
+            #expect(samples["chat_logged_in_sessions"] == 4)
             #expect(samples["chat_rooms"] == 1)
             #expect((samples["chat_commit_seconds_count"] ?? 0) >= 1)
             #expect((samples["chat_commit_batch_size_count"] ?? 0) >= 1)

@@ -197,8 +197,9 @@ function replayed(c, frame) {
     // More was missed than one replay holds: start again from this replay.
     c.messages = []; c.ids = new Set();
   }
-  if (kind === "fresh" || (kind === "gap" && frame.more)) c.hasOlder = frame.more || frame.messages.length > 0;
-  for (const m of frame.messages) add(c, m, true);
+  // A first join may replay only what was missed: older pages are asked for until one says no more.
+  if (kind === "fresh" || (kind === "gap" && frame.more)) c.hasOlder = true;
+  for (const m of frame.messages) add(c, m, true, true);
   if (c.key === state.active) { showLatest(c); if (c.atBottom) markRead(c); }
   renderSidebar();
 }
@@ -236,8 +237,8 @@ function receive(m) {
   add(c, m, false);
 }
 
-/// Adds a message to its conversation's store in id order, once.
-function add(c, m, fromHistory) {
+/// Adds a message to its conversation's store in id order, once; `quiet`: the caller renders.
+function add(c, m, fromHistory, quiet) {
   if (c.ids.has(m.id)) return;
   c.ids.add(m.id);
   const list = c.messages;
@@ -252,6 +253,7 @@ function add(c, m, fromHistory) {
     if (mention) c.mentions++;
     if (!fromHistory && mention && document.hidden) notify(c, m);
   }
+  if (quiet) { if (index < c.window.start) { c.window.start++; c.window.end++; } return; }
   if (c.key !== state.active) { renderSidebar(); return; }
   if (index === list.length - 1 && c.window.end === list.length - 1) {
     // The newest message, and the view shows the newest: append it.
@@ -267,10 +269,15 @@ function add(c, m, fromHistory) {
   renderSidebar();
 }
 
+let mentionPattern = null;
+
+/// Whether a text names this user as a word (names are letters, digits, `_` and `-`).
 function mentions(text) {
   if (!state.me) return false;
-  const escaped = state.me.replace(/[-_]/g, "\\$&");
-  return new RegExp("(^|[^A-Za-z0-9_-])" + escaped + "($|[^A-Za-z0-9_-])", "i").test(text);
+  if (!mentionPattern || mentionPattern.name !== state.me) {
+    mentionPattern = { name: state.me, regexp: new RegExp("(^|[^A-Za-z0-9_-])" + state.me + "($|[^A-Za-z0-9_-])", "i") };
+  }
+  return mentionPattern.regexp.test(text);
 }
 
 function notify(c, m) {
@@ -368,16 +375,11 @@ function loadOlder(c, then) {
     c.loadingOlder = false;
     if (answer.type !== "history") { c.hasOlder = false; done(); return; }
     c.hasOlder = answer.more;
-    const anchor = firstVisible();
     const added = answer.messages.filter((m) => !c.ids.has(m.id));
     for (const m of added) { c.ids.add(m.id); }
     c.messages = added.concat(c.messages);
     c.window.start += added.length; c.window.end += added.length;
-    if (c.key === state.active) {
-      c.window.start = Math.max(0, c.window.start - added.length);
-      c.window.end = Math.min(c.messages.length, c.window.start + MAX_DOM_MESSAGES);
-      render(c, anchor);
-    }
+    if (c.key === state.active) extendUp(c, Math.max(0, c.window.start - added.length));
     done();
   });
 }
@@ -391,10 +393,7 @@ function onScroll() {
   c.atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   if (box.scrollTop < 200) {
     if (c.window.start > 0) {
-      const anchor = firstVisible();
-      c.window.start = Math.max(0, c.window.start - PAGE);
-      c.window.end = Math.min(c.window.end, c.window.start + MAX_DOM_MESSAGES);
-      render(c, anchor);
+      extendUp(c, Math.max(0, c.window.start - PAGE));
     } else {
       loadOlder(c);
     }
@@ -477,9 +476,12 @@ function item(tag, className, text) {
   return node;
 }
 
+// One formatter for every line: making one per call (toLocaleTimeString) cost most of a render.
+const TIME_FORMAT = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+
 function time(ts) {
   const date = new Date(ts);
-  return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  return isNaN(date) ? "" : TIME_FORMAT.format(date);
 }
 
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/gi;
@@ -488,6 +490,7 @@ const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/gi;
 function linkified(text) {
   const span = document.createElement("span");
   span.className = "text";
+  if (!text.includes("http")) { span.textContent = text; return span; }
   let last = 0;
   for (const match of text.matchAll(URL_PATTERN)) {
     span.append(document.createTextNode(text.slice(last, match.index)));
@@ -567,20 +570,50 @@ function firstVisible() {
 /// Rebuilds the rendered window, keeping `anchor` (a message and its offset) where it was.
 function render(c, anchor) {
   const box = $("messages");
-  const nodes = [];
-  if (!c.hasOlder && c.window.start === 0) nodes.push(systemLine("The beginning of " + (c.isRoom ? "#" + c.name : "your conversation with " + c.name) + "."));
-  for (let i = c.window.start; i < c.window.end; i++) {
-    const m = c.messages[i];
-    if (c.unreadLineBefore === m.id) nodes.push(unreadMarker());
-    const line = messageLine(m);
-    if (m.id === c.highlight) line.classList.add("highlight");
-    nodes.push(line);
+  const fragment = document.createDocumentFragment();
+  if (!c.hasOlder && c.window.start === 0) fragment.append(beginningLine(c));
+  for (let i = c.window.start; i < c.window.end; i++) appendMessage(fragment, c, c.messages[i]);
+  box.replaceChildren(fragment);
+  if (anchor) keepInPlace(anchor);
+}
+
+/// Renders the stored messages from `start` up to the window above what is shown, and drops as
+/// many from the bottom: a page of new lines, not the whole window again.
+function extendUp(c, start) {
+  const box = $("messages");
+  const anchor = firstVisible();
+  const fragment = document.createDocumentFragment();
+  if (!c.hasOlder && start === 0) fragment.append(beginningLine(c));
+  for (let i = start; i < c.window.start; i++) appendMessage(fragment, c, c.messages[i]);
+  const beginning = box.querySelector(".beginning");
+  if (beginning) beginning.remove();
+  box.prepend(fragment);
+  c.window.start = start;
+  while (c.window.end - c.window.start > MAX_DOM_MESSAGES && box.lastElementChild) {
+    const last = box.lastElementChild;
+    if (last.dataset.id) c.window.end--;
+    last.remove();
   }
-  box.replaceChildren(...nodes);
-  if (anchor) {
-    const node = box.querySelector('[data-id="' + anchor.id + '"]');
-    if (node) box.scrollTop += node.getBoundingClientRect().top - box.getBoundingClientRect().top - anchor.offset;
-  }
+  if (anchor) keepInPlace(anchor);
+}
+
+function beginningLine(c) {
+  const line = systemLine("The beginning of " + (c.isRoom ? "#" + c.name : "your conversation with " + c.name) + ".");
+  line.classList.add("beginning");
+  return line;
+}
+
+function appendMessage(parent, c, m) {
+  if (c.unreadLineBefore === m.id) parent.append(unreadMarker());
+  const line = messageLine(m);
+  if (m.id === c.highlight) line.classList.add("highlight");
+  parent.append(line);
+}
+
+function keepInPlace(anchor) {
+  const box = $("messages");
+  const node = box.querySelector('[data-id="' + anchor.id + '"]');
+  if (node) box.scrollTop += node.getBoundingClientRect().top - box.getBoundingClientRect().top - anchor.offset;
 }
 
 function showLatest(c) {

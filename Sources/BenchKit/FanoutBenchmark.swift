@@ -70,9 +70,12 @@ public struct FanoutBenchmark: AsyncParsableCommand {
     @Option(help: "The server's IRC port, for --irc-clients.") public var ircPort: Int?
     @Option(help: "How many of the clients (the last ones; never senders) join over IRC: a mixed room.")
     public var ircClients = 0
+    @Option(help: "Every client connects to the web listener on this port and speaks the native protocol over a WebSocket at /ws.")
+    public var webPort: Int?
 
     public func validate() throws {
         guard ircClients == 0 || ircPort != nil else { throw ValidationError("--irc-clients needs --irc-port") }
+        guard webPort == nil || ircClients == 0 else { throw ValidationError("--web-port and --irc-clients do not mix") }
         guard ircClients >= 0, ircClients <= clients - stalled - senders else { throw ValidationError("--irc-clients must leave room for the senders") }
         guard clients >= 1, clients <= 20_000 else { throw ValidationError("--clients must be between 1 and 20000") }
         guard stalled >= 0, stalled < clients else { throw ValidationError("--stalled must be below --clients") }
@@ -91,10 +94,11 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         let deadline = now() + Double(server.timeout)
 
         let started = now()
-        let connected = try await connectClients(group: group, host: server.host, port: server.port, count: clients,
+        let connected = try await connectClients(group: group, host: server.host, port: webPort ?? server.port, count: clients,
                                                  namePrefix: "fan\(UInt16.random(in: 0...UInt16.max))-", room: room,
                                                  stalled: stalled, tls: try server.tlsContext(),
-                                                 irc: ircPort.map { ($0, clients - ircClients) }, statistics: statistics)
+                                                 irc: ircPort.map { ($0, clients - ircClients) }, overWebSocket: webPort != nil,
+                                                 statistics: statistics)
         let joinSeconds = now() - started
         let senderClients = Array(connected[stalled..<(stalled + senders)])
         let cpuBefore = server.serverPid.flatMap(cpuSeconds)
@@ -147,7 +151,7 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         func ms(_ percentile: Double) -> Double { Double(latency.valueAtPercentile(percentile)) / 1e6 }
         var report: [String: Any] = [
             "benchmark": "fanout", "clients": clients, "senders": senders, "messages": messages, "size": size, "rate": rate,
-            "stalled": stalled, "irc_clients": ircClients, "sent": total, "expected": expected, "delivered": delivered, "lost": expected - delivered,
+            "stalled": stalled, "irc_clients": ircClients, "websocket": webPort != nil, "sent": total, "expected": expected, "delivered": delivered, "lost": expected - delivered,
             "order_errors": orderErrors, "join_s": joinSeconds, "send_s": sendSeconds, "duration_s": duration,
             "deliveries_per_s": Double(delivered) / duration,
             "latency_ms": ["p50": ms(50), "p90": ms(90), "p99": ms(99), "max": Double(latency.max) / 1e6],
@@ -187,6 +191,8 @@ public struct IdleBenchmark: AsyncParsableCommand {
     @OptionGroup public var server: ServerOptions
     @Option(help: "Clients to connect.") public var clients = 10_000
     @Option(help: "The room they join.") public var room = "idle"
+    @Option(help: "Connect to the web listener on this port instead, over a WebSocket at /ws.")
+    public var webPort: Int?
 
     public func validate() throws {
         guard clients >= 1, clients <= 20_000 else { throw ValidationError("--clients must be between 1 and 20000") }
@@ -199,16 +205,16 @@ public struct IdleBenchmark: AsyncParsableCommand {
         let statistics = makeStatistics(for: group)
         guard let before = residentKiB(pid: pid) else { throw ValidationError("no process \(pid)") }
         let started = now()
-        let connected = try await connectClients(group: group, host: server.host, port: server.port, count: clients,
+        let connected = try await connectClients(group: group, host: server.host, port: webPort ?? server.port, count: clients,
                                                  namePrefix: "idle\(UInt16.random(in: 0...UInt16.max))-", room: room,
-                                                 tls: try server.tlsContext(), statistics: statistics)
+                                                 tls: try server.tlsContext(), overWebSocket: webPort != nil, statistics: statistics)
         let joinSeconds = now() - started
         // Let the joins' presence runs go out before reading the memory.
         try await Task.sleep(for: .seconds(2))
         let after = residentKiB(pid: pid) ?? before
         let perConnection = Double(after - before) / Double(clients)
         printError("idle: \(clients) clients joined in \(String(format: "%.2f", joinSeconds)) s; server RSS \(before) KiB -> \(after) KiB = \(String(format: "%.2f", perConnection)) KiB per connection")
-        let report: [String: Any] = ["benchmark": "idle", "clients": clients, "join_s": joinSeconds, "rss_before_kib": before,
+        let report: [String: Any] = ["benchmark": "idle", "clients": clients, "websocket": webPort != nil, "join_s": joinSeconds, "rss_before_kib": before,
                                      "rss_after_kib": after, "rss_per_connection_kib": perConnection]
         try printReport(report)
         for (_, channel) in connected { channel.close(promise: nil) }

@@ -42,6 +42,10 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     /// Speaks IRC (NICK, USER, JOIN, PRIVMSG lines) instead of the native protocol: a listener
     /// only (it never sends), for mixed rooms.
     var speaksIRC = false
+    /// Speaks the native protocol over a WebSocket (the web listener's `/ws`): the handshake,
+    /// then one masked text frame per line out, and text frames in.
+    var overWebSocket = false
+    private var awaitingHandshake = false
     private(set) var phase = Phase.connecting
     private var pending = ByteBuffer()
     private var lastID: Int64 = 0
@@ -66,6 +70,13 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     func channelActive(context: ChannelHandlerContext) {
+        if overWebSocket {
+            awaitingHandshake = true
+            var request = context.channel.allocator.buffer(capacity: 200)
+            request.writeString("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+        }
         if speaksIRC {
             phase = .loggingIn
             send("NICK \(name)\r\nUSER \(name) 0 * :\(name)\r")
@@ -75,15 +86,38 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
 
     func send(_ line: String) {
         guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: line.utf8.count + 1)
-        buffer.writeString(line)
-        buffer.writeInteger(UInt8(ascii: "\n"))
+        var buffer = context.channel.allocator.buffer(capacity: line.utf8.count + 14)
+        if overWebSocket {
+            // One masked text frame (the mask is zero: the bytes go as they are, as RFC 6455 allows).
+            let count = line.utf8.count
+            buffer.writeInteger(UInt8(0x81))
+            if count < 126 {
+                buffer.writeInteger(UInt8(0x80 | count))
+            } else if count <= 0xFFFF {
+                buffer.writeInteger(UInt8(0x80 | 126))
+                buffer.writeInteger(UInt16(count))
+            } else {
+                buffer.writeInteger(UInt8(0x80 | 127))
+                buffer.writeInteger(UInt64(count))
+            }
+            buffer.writeInteger(UInt32(0))
+            buffer.writeString(line)
+        } else {
+            buffer.writeString(line)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+        }
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         let now = monotonicNanoseconds()
+        if overWebSocket {
+            pending.writeBuffer(&buffer)
+            readFrames(now: now, context: context)
+            pending.discardReadBytes()
+            return
+        }
         // Lines are read straight from the read buffer; only a partial last line is kept.
         if pending.readableBytes > 0 {
             pending.writeBuffer(&buffer)
@@ -100,6 +134,41 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             let line = buffer.readSlice(length: newline - buffer.readerIndex)!
             buffer.moveReaderIndex(forwardBy: 1)
             handle(line, now: now, context: context)
+        }
+    }
+
+    /// The handshake's answer, then server frames (unmasked): each text frame's payload is a line.
+    private func readFrames(now: UInt64, context: ChannelHandlerContext) {
+        if awaitingHandshake {
+            let view = pending.readableBytesView
+            guard let end = view.firstRange(of: "\r\n\r\n".utf8) else { return }
+            let head = String(decoding: view[view.startIndex..<end.lowerBound], as: UTF8.self)
+            guard head.hasPrefix("HTTP/1.1 101") else {
+                phase = .failed(head)
+                joinedPromise.fail(LoadError(description: "\(name): WebSocket refused: \(head.prefix(80))"))
+                return
+            }
+            pending.moveReaderIndex(to: end.upperBound)
+            awaitingHandshake = false
+        }
+        while pending.readableBytes >= 2 {
+            let start = pending.readerIndex
+            let opcode = pending.getInteger(at: start, as: UInt8.self)! & 0x0F
+            var length = Int(pending.getInteger(at: start + 1, as: UInt8.self)! & 0x7F)
+            var header = 2
+            if length == 126 {
+                guard let extended = pending.getInteger(at: start + 2, as: UInt16.self) else { return }
+                length = Int(extended)
+                header = 4
+            } else if length == 127 {
+                guard let extended = pending.getInteger(at: start + 2, as: UInt64.self) else { return }
+                length = Int(extended)
+                header = 10
+            }
+            guard pending.readableBytes >= header + length else { return }
+            pending.moveReaderIndex(forwardBy: header)
+            let payload = pending.readSlice(length: length)!
+            if opcode == 0x1 { handle(payload, now: now, context: context) }
         }
     }
 
@@ -263,7 +332,7 @@ struct LoadError: Error, CustomStringConvertible {
 func connectClients(
     group: MultiThreadedEventLoopGroup, host: String, port: Int, count: Int, namePrefix: String, room: String,
     history: Int = 0, stalled: Int = 0, concurrency: Int = 64, countsOwnMessages: Bool = true, tls: NIOSSLContext? = nil,
-    irc: (port: Int, from: Int)? = nil, statistics: [ObjectIdentifier: LoopStatistics]
+    irc: (port: Int, from: Int)? = nil, overWebSocket: Bool = false, statistics: [ObjectIdentifier: LoopStatistics]
 ) async throws -> [(client: LoadClient, channel: any Channel)] {
     var clients: [(LoadClient, any Channel)] = []
     var index = 0
@@ -281,6 +350,7 @@ func connectClients(
                                                     isStalled: number < stalled, promise: channel.eventLoop.makePromise())
                             client.countsOwnMessages = countsOwnMessages
                             client.speaksIRC = irc.map { number >= $0.from } ?? false
+                            client.overWebSocket = overWebSocket
                             return channel.eventLoop.makeCompletedFuture {
                                 if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                                 try channel.pipeline.syncOperations.addHandler(client)

@@ -15,15 +15,50 @@ final class WebHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
 
     private let assets: WebClientAssets
     private let health: @Sendable () -> String
+    private let admission: Admission
     private var request: HTTPRequestHead?
     private var bodyBytes = 0
+    /// The address this connection is counted under while it is plain HTTP (an anonymous peer,
+    /// like a chat connection not logged in yet: `limits.maxPendingLogins*` bound both).
+    private var admittedAddress: String?
+    /// Over the limits: the first request is answered 503, and the connection closed.
+    private var refusal: String?
 
-    init(assets: WebClientAssets, health: @escaping @Sendable () -> String) {
+    init(assets: WebClientAssets, admission: Admission, health: @escaping @Sendable () -> String) {
         self.assets = assets
+        self.admission = admission
         self.health = health
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        let address = context.remoteAddress?.ipAddress ?? "?"
+        if let refused = admission.admit(address) {
+            // HTTP answers requests only: the 503 waits for one, for 2 seconds at most.
+            refusal = refused.message
+            let channel = context.channel
+            context.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        } else {
+            admittedAddress = address
+        }
+        context.fireChannelActive()
+    }
+
+    /// On close, and when a WebSocket upgrade takes the connection over (it is then admitted as
+    /// a chat connection).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if let admittedAddress { admission.release(admittedAddress, wasPending: true) }
+        admittedAddress = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let refusal {
+            if case .end = unwrapInboundIn(data) {
+                self.refusal = nil
+                respond(context: context, status: .serviceUnavailable, text: refusal + "\n", keepAlive: false)
+            }
+            return
+        }
+        guard admittedAddress != nil else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             request = head

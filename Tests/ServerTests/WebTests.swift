@@ -147,6 +147,24 @@ import Testing
             let sameOrigin = try LineClient(webSocketPort: port, origin: "http://127.0.0.1:\(port)")
             #expect(try sameOrigin.next().type == "greeting")
             // Hostile HTTP gets an answer or a close, and the server goes on.
+            let hostile = [
+                "\u{1}\u{2} NOT HTTP\r\n\r\n",
+                "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                    + "Sec-WebSocket-Key: a\r\nSec-WebSocket-Key: b\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\nDELETE / HTTP/1.1\r\n\r\n",
+                "GET /\u{0}\u{ff} HTTP/1.1\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+            ]
+            for request in hostile {
+                let client = try LineClient(port: port)
+                client.send(bytes: Array(request.utf8))
+                client.send(bytes: Array("\r\n".utf8))
+                _ = try? client.nextLine(timeout: 5)
+            }
             let garbage = try LineClient(port: port)
             garbage.send(bytes: Array("\u{1}\u{2} NOT HTTP\r\n\r\n".utf8))
             _ = try? garbage.readUntilClosed()
@@ -190,6 +208,30 @@ import Testing
             #expect(try bystander.say("still here").text == "still here")
             let health = try http(port, "/healthz")
             #expect(health.status == 200)
+        }
+    }
+
+    @Test func anonymousHTTPConnectionsAreBoundedLikeConnectionsNotLoggedIn() async throws {
+        try await withWebServer({ $0.limits.maxPendingLoginsPerAddress = 2 }) { server, port in
+            // Two kept-alive HTTP connections, each answered once (so surely counted).
+            var held: [LineClient] = []
+            for _ in 0..<2 {
+                let client = try LineClient(port: port)
+                client.send(bytes: Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                while let line = try client.nextLine(), !line.hasPrefix(#"{"status""#) {}
+                held.append(client)
+            }
+            let refused = try http(port, "/healthz")
+            #expect(refused.status == 503)
+            #expect(refused.body.contains("not logged in"))
+            // One closes: a WebSocket may come in, and once upgraded it counts as a chat
+            // connection (and, logged in, as none): the slot is free again.
+            held.removeFirst()
+            try await waitUntil("the closed connection released") { try http(port, "/healthz").status == 200 }
+            let browser = try LineClient(webSocketPort: port)
+            try browser.login("counted")
+            #expect(try http(port, "/healthz").status == 200)
+            _ = held
         }
     }
 }

@@ -68,13 +68,20 @@ final class WebSocketBridge: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     /// The adapter closes (quit, bad password, slow consumer, shutdown): a close frame goes last.
+    /// The close goes on once the frame is written (a close would drop it if the socket were
+    /// still full), or after 2 s for a peer that reads nothing.
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if !sentClose, mode == .all, context.channel.isActive {
-            sentClose = true
-            let frame = WebSocketFraming.closeFrame(code: 1000, reason: "", allocator: context.channel.allocator)
-            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        guard !sentClose, mode == .all, context.channel.isActive else {
+            return context.close(mode: mode, promise: promise)
         }
-        context.close(mode: mode, promise: promise)
+        sentClose = true
+        let frame = WebSocketFraming.closeFrame(code: 1000, reason: "", allocator: context.channel.allocator)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let deadline = context.eventLoop.scheduleTask(in: .seconds(2)) { bound.value.close(mode: mode, promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in
+            deadline.cancel()
+            bound.value.close(mode: mode, promise: promise)
+        }
     }
 
     private func fail(context: ChannelHandlerContext, code: UInt16, reason: String) {

@@ -69,8 +69,9 @@ public final class LineClient: @unchecked Sendable {
     /// Connects to the web listener at 127.0.0.1:`port` and opens a WebSocket at `path`
     /// (RFC 6455's handshake, written out here): throws `HandshakeRefused` with the status line
     /// when the server answers anything but 101.
-    public convenience init(webSocketPort port: Int, path: String = "/ws", subprotocol: String? = nil, origin: String? = nil) throws {
-        try self.init(port: port)
+    public convenience init(webSocketPort port: Int, path: String = "/ws", subprotocol: String? = nil, origin: String? = nil,
+                            receiveBuffer: Int? = nil) throws {
+        try self.init(port: port, receiveBuffer: receiveBuffer)
         var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         if let subprotocol { request += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }

@@ -234,4 +234,33 @@ import Testing
             _ = held
         }
     }
+
+    /// The same slow-consumer protection as on TCP: the backlog, then `slow_consumer`, then the
+    /// close frame.
+    @Test func aSlowWebSocketReaderIsDroppedLikeATCPOne() async throws {
+        try await withWebServer({ $0.limits.maxOutboundBytes = 256 * 1024 }) { server, port in
+            let slow = try LineClient(webSocketPort: port, receiveBuffer: 4096)
+            try slow.login("slowweb")
+            try slow.join("lobby")
+            let sender = try server.user("sender")
+            try sender.join("lobby")
+            let text = String(repeating: "x", count: 1000)
+            var dropped = false
+            var sent = 0
+            while !dropped, sent < 50_000 {
+                sender.send(["type": "say", "room": "lobby", "text": "\(sent) \(text)", "id": sent])
+                while true {
+                    let frame = try sender.next()
+                    if frame.type == "presence", frame.value["name"]?.stringValue == "slowweb" { dropped = true }
+                    if frame.re == .integer(Int64(sent)) { break }
+                }
+                sent += 1
+            }
+            #expect(dropped)
+            let frames = try slow.readUntilClosed()
+            #expect(frames.last?.code == "slow_consumer", "last: \(frames.last.map(\.line) ?? "none")")
+            #expect(frames.count > 10, "it read the backlog first")
+            #expect(slow.closeCode == 1000)
+        }
+    }
 }

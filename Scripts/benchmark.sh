@@ -16,9 +16,7 @@ done
 # The per-address and login limits are for strangers on the internet; every benchmark client
 # comes from 127.0.0.1, so they are lifted here.
 cat > "$OUT/bench.json" <<JSON
-{"server":{"port":0},"database":{"path":"server.sqlite"},"limits":{"rate":null,"maxClients":20000,"idleTimeoutSeconds":0,
- "loginTimeoutSeconds":0,"maxConnectionsPerAddress":20000,"maxPendingLoginsPerAddress":20000,"maxPendingLogins":20000,
- "newNamesPerAddressPerHour":1000000},
+{"server":{"port":0},"database":{"path":"server.sqlite"},$BENCH_LIMITS,
  "rooms":{"createPerUserPerHour":1000000,"maxRooms":1000000},
  "log":{"messages":false,"level":"warning"}}
 JSON

@@ -15,8 +15,7 @@ rm -f "$OUT"/irc-*.jsonl "$OUT"/irc-*.txt
 
 cat > "$OUT/irc-chat.json" <<JSON
 {"server":{"port":0},"irc":{"enabled":true,"port":0},"database":{"path":"$OUT/irc.sqlite"},
- "limits":{"rate":null,"maxClients":20000,"idleTimeoutSeconds":0,"loginTimeoutSeconds":0,"maxConnectionsPerAddress":20000,
- "maxPendingLoginsPerAddress":20000,"maxPendingLogins":20000,"newNamesPerAddressPerHour":1000000},"log":{"messages":false,"level":"warning"}}
+ $BENCH_LIMITS,"log":{"messages":false,"level":"warning"}}
 JSON
 # The older binary knows no IRC listener: the same file without it.
 sed 's/"irc":{"enabled":true,"port":0},//' "$OUT/irc-chat.json" > "$OUT/irc-chat-native.json"

@@ -10,9 +10,7 @@ cd "$(dirname "$0")/.."
 . Scripts/setup.sh
 
 cat > "$OUT/peer-chat.json" <<JSON
-{"server":{"port":0},"database":{"path":"$OUT/peer.sqlite"},"limits":{"rate":null,"maxClients":20000,"idleTimeoutSeconds":0,
- "loginTimeoutSeconds":0,"maxConnectionsPerAddress":20000,"maxPendingLoginsPerAddress":20000,"maxPendingLogins":20000,
- "newNamesPerAddressPerHour":1000000},"log":{"messages":false,"level":"warning"}}
+{"server":{"port":0},"database":{"path":"$OUT/peer.sqlite"},$BENCH_LIMITS,"log":{"messages":false,"level":"warning"}}
 JSON
 IRC_PORT=${IRC_PORT:-16667}
 . Scripts/inspircd.sh

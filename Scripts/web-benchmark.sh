@@ -12,8 +12,7 @@ rm -f "$OUT"/web-*.jsonl "$OUT"/web-*.txt
 
 cat > "$OUT/web-chat.json" <<JSON
 {"server":{"port":0},"web":{"enabled":true,"port":0},"database":{"path":"$OUT/web.sqlite"},
- "limits":{"rate":null,"maxClients":20000,"idleTimeoutSeconds":0,"loginTimeoutSeconds":0,"maxConnectionsPerAddress":20000,
- "maxPendingLoginsPerAddress":20000,"maxPendingLogins":20000,"newNamesPerAddressPerHour":1000000},"log":{"messages":false,"level":"warning"}}
+ $BENCH_LIMITS,"log":{"messages":false,"level":"warning"}}
 JSON
 
 PID=

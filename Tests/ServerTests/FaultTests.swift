@@ -150,24 +150,7 @@ import Testing
             let slow = try LineClient(port: server.port, receiveBuffer: 4096)
             try slow.login("slow")
             try slow.join("lobby")
-            let sender = try server.user("sender")
-            try sender.join("lobby")
-            // Messages until the slow client, which reads nothing yet, has more waiting than its
-            // socket buffers and the limit hold and is dropped: its departure (presence) tells.
-            // Each message waits for its acknowledgement, so the sender never falls behind.
-            let text = String(repeating: "x", count: 1000)
-            var dropped = false
-            var sent = 0
-            while !dropped, sent < 50_000 {
-                sender.send(["type": "say", "room": "lobby", "text": "\(sent) \(text)", "id": sent])
-                while true {
-                    let frame = try sender.next()
-                    if frame.type == "presence", frame.value["name"]?.stringValue == "slow" { dropped = true }
-                    if frame.re == .integer(Int64(sent)) { break }
-                }
-                sent += 1
-            }
-            #expect(dropped)
+            #expect(try floodUntilDropped(server, member: "slow"))
             // Now it reads: the backlog, then the error, then the end.
             let frames = try slow.readUntilClosed()
             #expect(frames.last?.code == "slow_consumer", "last: \(frames.last.map(\.line) ?? "none")")

@@ -115,3 +115,24 @@ final class BackgroundThread<Value: Sendable>: @unchecked Sendable {
         }
     }
 }
+
+/// Sends 1,000-byte messages to `lobby` until `member` (which reads nothing) has more waiting
+/// than its socket buffers and `maxOutboundBytes` hold and is dropped: its departure (presence)
+/// tells. Each message waits for its acknowledgement, so the sender never falls behind.
+/// Returns whether the member was dropped within 50,000 messages.
+func floodUntilDropped(_ server: TestServer, member: String) throws -> Bool {
+    let sender = try server.user("sender")
+    try sender.join("lobby")
+    let text = String(repeating: "x", count: 1000)
+    for sent in 0..<50_000 {
+        sender.send(["type": "say", "room": "lobby", "text": "\(sent) \(text)", "id": sent])
+        var dropped = false
+        while true {
+            let frame = try sender.next()
+            if frame.type == "presence", frame.value["name"]?.stringValue == member { dropped = true }
+            if frame.re == .integer(Int64(sent)) { break }
+        }
+        if dropped { return true }
+    }
+    return false
+}

@@ -242,25 +242,69 @@ import Testing
             let slow = try LineClient(webSocketPort: port, receiveBuffer: 4096)
             try slow.login("slowweb")
             try slow.join("lobby")
-            let sender = try server.user("sender")
-            try sender.join("lobby")
-            let text = String(repeating: "x", count: 1000)
-            var dropped = false
-            var sent = 0
-            while !dropped, sent < 50_000 {
-                sender.send(["type": "say", "room": "lobby", "text": "\(sent) \(text)", "id": sent])
-                while true {
-                    let frame = try sender.next()
-                    if frame.type == "presence", frame.value["name"]?.stringValue == "slowweb" { dropped = true }
-                    if frame.re == .integer(Int64(sent)) { break }
-                }
-                sent += 1
-            }
-            #expect(dropped)
+            #expect(try floodUntilDropped(server, member: "slowweb"))
             let frames = try slow.readUntilClosed()
             #expect(frames.last?.code == "slow_consumer", "last: \(frames.last.map(\.line) ?? "none")")
             #expect(frames.count > 10, "it read the backlog first")
             #expect(slow.closeCode == 1000)
         }
+    }
+
+    /// A small fuzz over real sockets, deterministic (xorshift, fixed seed): mutated HTTP requests
+    /// and random WebSocket frames after a real upgrade. No input stops the server or touches a
+    /// bystander; each connection gets an answer or a close.
+    @Test func mutatedRequestsAndRandomFramesNeverStopTheServer() async throws {
+        try await withWebServer { server, port in
+            let bystander = try LineClient(webSocketPort: port)
+            try bystander.login("bystander")
+            _ = try bystander.join("lobby")
+            var random = XorShift(seed: 0x5eed_c4a7)
+            let seeds = [
+                "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1\r\n\r\n",
+                "POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+                "HEAD /app.js?v=1 HTTP/1.0\r\n\r\n",
+            ].map { Array($0.utf8) }
+            for _ in 0..<150 {
+                var bytes = seeds[random.next(below: seeds.count)]
+                for _ in 0..<(1 + random.next(below: 6)) {
+                    let position = random.next(below: bytes.count + 1)
+                    switch random.next(below: 4) {
+                    case 0 where position < bytes.count: bytes[position] = UInt8(random.next(below: 256))
+                    case 1: bytes.insert(contentsOf: (0..<random.next(below: 40)).map { _ in UInt8(random.next(below: 256)) }, at: position)
+                    case 2 where position < bytes.count: bytes.removeSubrange(position..<min(bytes.count, position + random.next(below: 20)))
+                    default: bytes.insert(contentsOf: Array("\r\n".utf8), at: position)
+                    }
+                }
+                let client = try LineClient(port: port)
+                client.send(bytes: bytes)
+                _ = try? client.nextLine(timeout: 0.3)
+            }
+            for _ in 0..<60 {
+                let client = try LineClient(webSocketPort: port)
+                for _ in 0..<(1 + random.next(below: 5)) {
+                    let opcode = UInt8(random.next(below: 16))
+                    let payload = (0..<random.next(below: 300)).map { _ in UInt8(random.next(below: 256)) }
+                    client.sendFrame(opcode: opcode, payload: payload, fin: random.next(below: 3) != 0, masked: random.next(below: 8) != 0)
+                }
+                _ = try? client.nextLine(timeout: 0.3)
+            }
+            #expect(try bystander.say("still here").text == "still here")
+            #expect(try http(port, "/healthz").status == 200)
+            #expect(try server.user("newcomer").join("lobby").joined.type == "joined")
+        }
+    }
+}
+
+/// A seeded pseudo-random source (xorshift64*), so a failing run can be replayed.
+struct XorShift {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed == 0 ? 1 : seed }
+    mutating func next(below bound: Int) -> Int {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return Int((state &* 2_685_821_657_736_338_717) >> 33) % max(1, bound)
     }
 }

@@ -39,13 +39,14 @@ def free_port():
 class Server:
     """chat-server on fixed loopback ports (a restart keeps them, as a real deployment does)."""
 
-    def __init__(self, binary, folder):
+    def __init__(self, binary, folder, password=None):
         self.binary, self.folder = binary, folder
         self.port, self.web_port = free_port(), free_port()
-        self.config = os.path.join(folder, "config.json")
+        self.config = os.path.join(folder, "config-%d.json" % self.port)
         with open(self.config, "w") as f:
             json.dump({
-                "server": {"port": self.port},
+                "server": {"port": self.port, "password": password},
+                "database": {"path": "chat-%d.sqlite" % self.port},
                 "web": {"enabled": True, "port": self.web_port},
                 "history": {"onJoin": 50, "maxReplay": 500},
                 "limits": {"rate": None, "loginTimeoutSeconds": 0},
@@ -282,10 +283,20 @@ def run(server_binary, screenshots):
         # A mention and a direct message: badges on the other side.
         alice.type("/join side")
         alice.wait(lambda d: d.find_element(By.ID, "title").text == "#side", "#side")
+        # alice's tab is hidden and she allowed notifications (the browser's side is stubbed: a
+        # headless browser has no desktop to show them on).
+        alice.js("""window.__notes = [];
+            window.Notification = function (title, options) { window.__notes.push([title, options.body]); this.close = () => {}; };
+            window.Notification.permission = 'granted';
+            Object.defineProperty(document, 'hidden', {get: () => true, configurable: true});""")
         bob.type("alice: look at this")
         alice.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "button[data-key='#lobby'] .mention-badge"), "a mention badge")
+        bob.type("no mention here")
         bob.type("/msg alice a private word")
         alice.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "button[data-key='@bob'] .badge"), "the DM's unread badge")
+        alice.wait(lambda d: len(alice.js("return window.__notes")) == 2, "two notifications")
+        assert alice.js("return window.__notes") == [["bob in #lobby", "alice: look at this"], ["bob", "a private word"]]
+        alice.js("Object.defineProperty(document, 'hidden', {get: () => false, configurable: true})")
         alice.js("document.querySelector(\"button[data-key='@bob']\").click()")
         alice.wait_text("a private word")
         alice.type("a private answer")
@@ -382,6 +393,29 @@ def run(server_binary, screenshots):
         phone.wait(lambda d: phone.js("return document.querySelector('#sidebar').getBoundingClientRect().right") <= 0,
                    "the sidebar closed after choosing")
         print("ok: the phone-sized layout")
+
+        for browser in browsers:
+            errors = [e for e in browser.console_errors() if "favicon" not in e["message"]]
+            assert not errors, errors
+        # A server with a password: the page asks for it, and a wrong one is refused.
+        locked = Server(server_binary, folder, password="let me in")
+        locked.start()
+        try:
+            guest = Browser(locked.url)
+            browsers.append(guest)
+            assert guest.el("server-password-row").is_displayed()
+            guest.el("login-name").send_keys("erin")
+            guest.el("login-server-password").send_keys("wrong")
+            guest.el("login-submit").click()
+            guest.wait(lambda d: "password" in d.find_element(By.ID, "login-error").text.lower(), "the refusal")
+            assert guest.el("login-view").is_displayed()
+            guest.el("login-server-password").clear()
+            guest.el("login-server-password").send_keys("let me in")
+            guest.el("login-submit").click()
+            guest.wait(lambda d: d.find_element(By.ID, "chat-view").is_displayed(), "the chat with the right password")
+        finally:
+            locked.stop()
+        print("ok: the server password")
 
         for browser in browsers:
             errors = [e for e in browser.console_errors() if "favicon" not in e["message"]]

@@ -204,7 +204,7 @@ extension ServerConfiguration {
 
         for (key, isMetrics) in [("web", false), ("metrics", true)] {
             guard let section = try root.section(key) else { continue }
-            try section.allowOnly(isMetrics ? ["enabled", "host", "port"] : ["enabled", "host", "port", "tls"])
+            try section.allowOnly(isMetrics ? ["enabled", "host", "port"] : ["enabled", "host", "port", "tls", "allowedOrigins"])
             var listener = isMetrics ? configuration.metrics : configuration.web
             if let enabled = try section.bool("enabled") { listener.enabled = enabled }
             if let host = try section.string("host") {
@@ -213,6 +213,21 @@ extension ServerConfiguration {
             }
             if let port = try section.integer("port", in: 0...65_535) { listener.port = port }
             if !isMetrics, let tls = try section.bool("tls") { listener.tls = tls }
+            if !isMetrics, let origins = try section.array("allowedOrigins") {
+                listener.allowedOrigins = try origins.enumerated().map { index, element throws(ConfigurationError) in
+                    let key = section.keyPath("allowedOrigins[\(index)]")
+                    guard case .string(let origin) = element else {
+                        throw ConfigurationError("\(key) must be a string, got \(element.typeName)")
+                    }
+                    let lowered = origin.lowercased()
+                    guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://"), !lowered.hasSuffix("/"),
+                          lowered.dropFirst(lowered.hasPrefix("https://") ? 8 : 7).allSatisfy({ $0 != "/" && $0 != " " }),
+                          lowered.count > 8 else {
+                        throw ConfigurationError("\(key) must be an origin such as \"https://chat.example.org\" (scheme, host and port only), got \"\(origin)\"")
+                    }
+                    return lowered
+                }
+            }
             if isMetrics { configuration.metrics = listener } else { configuration.web = listener }
         }
 

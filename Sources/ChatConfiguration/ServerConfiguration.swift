@@ -107,12 +107,15 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var minPasswordLength = 8
     }
 
-    /// A listener that is configured but not served by this build yet (web, metrics).
+    /// An HTTP listener (web, metrics).
     public struct Listener: Sendable, Equatable {
         public var enabled = false
         public var host = "127.0.0.1"
         public var port: Int
         public var tls = false
+        /// web: pages of other origins (`https://host[:port]`, lower case) whose browsers may open
+        /// the WebSocket, besides the server's own page (a web IRC client hosted elsewhere).
+        public var allowedOrigins: [String] = []
     }
 
     /// PEM files for the listeners with `tls` true.

@@ -110,7 +110,8 @@ public final class ChatServer: Sendable {
                 webListener = try await chatListener(tls: configuration.web.tls) { pipeline in
                     // HTTP until a WebSocket upgrade at /ws; then NIO's HTTP handlers, the page
                     // handler and its idle timer leave, and the WebSocket bridge and adapter come.
-                    let page = WebHTTPHandler(assets: assets, admission: context.admission, health: health)
+                    let page = WebHTTPHandler(assets: assets, admission: context.admission, allowedOrigins: configuration.web.allowedOrigins,
+                                              health: health)
                     let idle = NIOLoopBound(IdleStateHandler(readTimeout: .seconds(30)), eventLoop: pipeline.eventLoop)
                     let upgrade: NIOHTTPServerUpgradeConfiguration = (
                         upgraders: [WebSocketUpgrader(server: context)],

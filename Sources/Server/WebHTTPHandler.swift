@@ -16,6 +16,7 @@ final class WebHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
     private let assets: WebClientAssets
     private let health: @Sendable () -> String
     private let admission: Admission
+    private let allowedOrigins: [String]
     private var request: HTTPRequestHead?
     private var bodyBytes = 0
     /// The address this connection is counted under while it is plain HTTP (an anonymous peer,
@@ -24,8 +25,9 @@ final class WebHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
     /// Over the limits: the first request is answered 503, and the connection closed.
     private var refusal: String?
 
-    init(assets: WebClientAssets, admission: Admission, health: @escaping @Sendable () -> String) {
+    init(assets: WebClientAssets, admission: Admission, allowedOrigins: [String], health: @escaping @Sendable () -> String) {
         self.assets = assets
+        self.allowedOrigins = allowedOrigins
         self.admission = admission
         self.health = health
     }
@@ -106,7 +108,7 @@ final class WebHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
         case "/ws":
             // An upgrade that got here was refused by the upgrader.
             if head.headers["upgrade"].contains(where: { $0.lowercased() == "websocket" }) {
-                if !WebRequest.isSameOrigin(head) {
+                if !WebRequest.isAllowedOrigin(head, allowed: allowedOrigins) {
                     respond(context: context, status: .forbidden, text: "WebSocket origin not allowed\n", keepAlive: false)
                 } else {
                     respond(context: context, status: .badRequest, text: "bad WebSocket handshake (RFC 6455, version 13)\n", keepAlive: false)

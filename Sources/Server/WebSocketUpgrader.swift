@@ -23,7 +23,7 @@ struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
                               initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
         let headers = upgradeRequest.headers
         guard WebRequest.path(of: upgradeRequest.uri) == "/ws",
-              WebRequest.isSameOrigin(upgradeRequest),
+              WebRequest.isAllowedOrigin(upgradeRequest, allowed: server.configuration.web.allowedOrigins),
               headers["sec-websocket-version"].first == "13",
               let key = headers["sec-websocket-key"].first, headers["sec-websocket-key"].count == 1,
               !key.isEmpty, key.utf8.count <= 64 else {
@@ -69,14 +69,16 @@ enum WebRequest {
         uri.prefix { $0 != "?" && $0 != "#" }
     }
 
-    /// Whether a browser's request comes from the page this server serves: its `Origin` names
-    /// the host it asked for (`Host`). Requests without `Origin` are not from a browser's page
-    /// (bots, command-line clients) and are let through; `Origin: null` is refused.
-    static func isSameOrigin(_ request: HTTPRequestHead) -> Bool {
-        guard let origin = request.headers["origin"].first else { return true }
+    /// Whether a browser's request may open a WebSocket: its `Origin` is the page this server
+    /// serves (it names the host it asked for, `Host`) or one of `allowed` (`web.allowedOrigins`).
+    /// Requests without `Origin` are not from a browser's page (bots, command-line clients) and
+    /// are let through; `Origin: null` is refused.
+    static func isAllowedOrigin(_ request: HTTPRequestHead, allowed: [String]) -> Bool {
+        guard let origin = request.headers["origin"].first?.lowercased() else { return true }
+        if allowed.contains(origin) { return true }
         guard let host = request.headers["host"].first, !host.isEmpty else { return false }
-        for scheme in ["http://", "https://"] where origin.lowercased().hasPrefix(scheme) {
-            return origin.dropFirst(scheme.count).lowercased() == host.lowercased()
+        for scheme in ["http://", "https://"] where origin.hasPrefix(scheme) {
+            return origin.dropFirst(scheme.count) == host.lowercased()
         }
         return false
     }

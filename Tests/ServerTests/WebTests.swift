@@ -295,6 +295,16 @@ import Testing
             #expect(try server.user("newcomer").join("lobby").joined.type == "joined")
         }
     }
+
+    @Test func originsOnTheAllowListMayOpenTheWebSocket() async throws {
+        try await withWebServer({ $0.web.allowedOrigins = ["https://gamja.example.org"] }) { _, port in
+            let allowed = try LineClient(webSocketPort: port, subprotocol: "text.ircv3.net", origin: "https://gamja.example.org")
+            allowed.send("NICK gamja\r\nUSER gamja 0 * :gamja")
+            #expect(try allowed.nextLine() != nil)
+            #expect(throws: LineClient.HandshakeRefused.self) { _ = try LineClient(webSocketPort: port, origin: "https://evil.example.org") }
+            #expect(throws: LineClient.HandshakeRefused.self) { _ = try LineClient(webSocketPort: port, origin: "http://gamja.example.org") }
+        }
+    }
 }
 
 /// A seeded pseudo-random source (xorshift64*), so a failing run can be replayed.

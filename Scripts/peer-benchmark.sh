@@ -12,28 +12,35 @@ cd "$(dirname "$0")/.."
 cat > "$OUT/peer-chat.json" <<JSON
 {"server":{"port":0},"database":{"path":"$OUT/peer.sqlite"},$BENCH_LIMITS,"log":{"messages":false,"level":"warning"}}
 JSON
+# LOOPS=N adds a third server to every round: chat-server with N event loops ("chatN"), to
+# compare against the default (one fewer than the cores).
+LOOPS=${LOOPS:-}
+sed 's/"server":{"port":0}/"server":{"port":0,"eventLoops":'"${LOOPS:-1}"'}/' "$OUT/peer-chat.json" > "$OUT/peer-chat-loops.json"
 IRC_PORT=${IRC_PORT:-16667}
 . Scripts/inspircd.sh
 
 PID=
 stop() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=; }
 trap stop EXIT
-start_chat() {
+start_chat() { # config (default: peer-chat.json)
   rm -f "$OUT"/peer.sqlite*
-  "$BIN/chat-server" --config "$OUT/peer-chat.json" >"$OUT/peer-server.out" 2>"$OUT/peer-server.err" &
+  "$BIN/chat-server" --config "${1:-$OUT/peer-chat.json}" >"$OUT/peer-server.out" 2>"$OUT/peer-server.err" &
   PID=$!
   for _ in $(seq 100); do grep -q "listening on" "$OUT/peer-server.out" 2>/dev/null && break; sleep 0.1; done
   PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$OUT/peer-server.out"); PROTO=chat
 }
 measure() { # server, workload, chatload options
   local server=$1 workload=$2; shift 2
-  "start_$server"
+  case "$server" in
+    chat[0-9]*) start_chat "$OUT/peer-chat-loops.json" ;;
+    *) "start_$server" ;;
+  esac
   "$OUT/chatload" --proto "$PROTO" -p "$PORT" -c 1000 -s 10 -m 100 --conc 200 --server-pid "$PID" --label "$server $workload" "$@" \
     2>>"$OUT/peer-$workload.txt" >>"$OUT/peer-$workload.jsonl" || echo "$server $workload exited $?" >>"$OUT/peer-$workload.txt"
   stop
 }
 for _ in $(seq "$RUNS"); do
-  for server in chat inspircd; do
+  for server in chat inspircd ${LOOPS:+chat$LOOPS}; do
     measure "$server" burst
     measure "$server" rate200 -r 200
     measure "$server" rate50 -m 50 -r 50
@@ -47,7 +54,7 @@ print("| workload | server | deliveries/s | p50 ms | p99 ms | user CPU s | sys C
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for workload in ["burst", "rate200", "rate50"]:
     rows = [json.loads(l) for l in open(os.path.join(out, f"peer-{workload}.jsonl")) if l.strip()]
-    for server in ["chat", "inspircd"]:
+    for server in sorted({r.get("label", "").split(" ")[0] for r in rows}, key=lambda s: (s != "chat", s)):
         runs = [r for r in rows if r.get("label", "").startswith(server + " ")]
         if not runs: continue
         g = lambda k: [r[k] for r in runs if k in r]

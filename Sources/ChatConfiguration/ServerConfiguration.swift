@@ -9,6 +9,14 @@ public struct ServerConfiguration: Sendable, Equatable {
         public var password: String?
         public var motd: String?
         public var tls = false
+        /// Event loop threads for the connections; nil: one fewer than the cores, at least one,
+        /// so the database writer and the kernel's network work keep a core (docs/performance.md).
+        public var eventLoops: Int?
+
+        /// The event loops to run on a machine with `cores` cores.
+        public func eventLoopCount(cores: Int) -> Int {
+            eventLoops ?? max(1, cores - 1)
+        }
     }
 
     public enum Durability: String, Sendable, Equatable {

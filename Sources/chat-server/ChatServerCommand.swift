@@ -85,7 +85,8 @@ struct ChatServerCommand: AsyncParsableCommand {
         }
         let server: ChatServer
         do {
-            server = try await ChatServer.start(configuration: settings, database: store, logger: logger, tls: tls)
+            let loops = settings.server.eventLoopCount(cores: ProcessInfo.processInfo.activeProcessorCount)
+            server = try await ChatServer.start(configuration: settings, database: store, logger: logger, tls: tls, threads: loops)
         } catch {
             store.close()
             printError("chat-server: cannot listen on \(settings.server.host):\(settings.server.port): \(error)")

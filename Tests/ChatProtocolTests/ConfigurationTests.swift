@@ -41,7 +41,7 @@ import Testing
              "irc": {"enabled": true, "host": "::1", "port": 6668}}
             """)
         let more = try parse("""
-            {"accounts": {"registration": "admin", "guests": false, "minPasswordLength": 12},
+            {"accounts": {"registration": "admin", "guests": false, "minPasswordLength": 12}, "server": {"eventLoops": 3},
              "web": {"enabled": true, "port": 0, "tls": true, "allowedOrigins": ["https://Gamja.example.org:8443"]}, "metrics": {"enabled": true, "host": "127.0.0.2", "port": 9200},
              "tls": {"certificate": "c.pem", "key": "k.pem"}, "database": {"postgres": "postgres://chat@localhost/chat"},
              "limits": {"loginTimeoutSeconds": 5, "maxConnectionsPerAddress": 9, "maxPendingLoginsPerAddress": 8,
@@ -51,6 +51,10 @@ import Testing
         #expect(more.accounts.registration == .admin && !more.accounts.guests && more.accounts.minPasswordLength == 12)
         #expect(more.web.enabled && more.web.tls && more.web.port == 0)
         #expect(more.web.allowedOrigins == ["https://gamja.example.org:8443"])
+        #expect(more.server.eventLoops == 3 && more.server.eventLoopCount(cores: 16) == 3)
+        #expect(ServerConfiguration().server.eventLoopCount(cores: 2) == 1)
+        #expect(ServerConfiguration().server.eventLoopCount(cores: 1) == 1)
+        #expect(ServerConfiguration().server.eventLoopCount(cores: 8) == 7)
         #expect(more.metrics.host == "127.0.0.2" && more.metrics.port == 9200)
         #expect(more.tls.certificate == "c.pem" && more.tls.key == "k.pem")
         #expect(more.database.postgres == "postgres://chat@localhost/chat")
@@ -110,6 +114,7 @@ import Testing
         (#"{"accounts": {"minPasswordLength": 0}}"#, "accounts.minPasswordLength must be >= 1"),
         (#"{"accounts": {"pepper": "x"}}"#, "unknown key accounts.pepper"),
         (#"{"web": {"port": -1}}"#, "web.port must be >= 0"),
+        (#"{"server": {"eventLoops": 0}}"#, "server.eventLoops must be >= 1"),
         (#"{"web": {"allowedOrigins": "https://a.example"}}"#, "web.allowedOrigins must be an array"),
         (#"{"web": {"allowedOrigins": ["https://a.example/chat"]}}"#, "web.allowedOrigins[0] must be an origin"),
         (#"{"web": {"allowedOrigins": [7]}}"#, "web.allowedOrigins[0] must be a string"),

@@ -80,7 +80,9 @@ extension IRCConnection {
         case "MODE": mode(parameters, label: label)
         case "MOTD": sendResponse(motdLines(), label: label)
         case "AWAY":
-            awayMessage = parameters.first.flatMap { $0.isEmpty ? nil : $0 }
+            awayMessage = parameters.first.flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+            let key = Names.userKey(nick)
+            server.awayMessages.withLock { $0[key] = awayMessage }
             sendResponse([awayMessage == nil ? numeric("305", ["You are no longer marked as being away"])
                                              : numeric("306", ["You have been marked as being away"])], label: label)
         case "ISON": ison(parameters, label: label)
@@ -366,6 +368,12 @@ extension IRCConnection {
         sendResponse(lines, label: label)
     }
 
+    /// The `AWAY` message of the user `nick`, when it is away.
+    func awayMessage(of nick: String) -> String? {
+        let key = Names.userKey(nick)
+        return server.awayMessages.withLock { $0[key] }
+    }
+
     /// The name as its holder spelled it, when someone online holds `nick`.
     func onlineName(_ nick: String) -> String? {
         guard Names.isValidUserName(nick, maximumLength: 64) else { return nil }
@@ -378,6 +386,7 @@ extension IRCConnection {
             return sendResponse([numeric("401", [target, "No such nick/channel"]), numeric("318", [target, "End of /WHOIS list"])], label: label)
         }
         var lines = [numeric("311", [name, name, IRCEncoding.userHost, "*", name]), numeric("312", [name, serverName, "chat-server"])]
+        if let away = awayMessage(of: name) { lines.append(numeric("301", [name, away])) }
         if isAccount { lines.append(numeric("330", [name, name, "is logged in as"])) }
         lines.append(numeric("318", [name, "End of /WHOIS list"]))
         sendResponse(lines, label: label)

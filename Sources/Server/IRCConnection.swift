@@ -105,6 +105,10 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if awayMessage != nil {
+            let key = Names.userKey(nick)
+            server.awayMessages.withLock { $0[key] = nil }
+        }
         if let session {
             server.connectionClosed(session)
             if framing == .lines { server.ircConnections.wrappingSubtract(1, ordering: .relaxed) }
@@ -491,18 +495,34 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             case .presence:
                 return .skipThrough
             case .message(let message, let author):
-                // This client's own message, committed: the echo (with its label), or nothing.
+                // This client's own message, committed: the echo (with its label), or nothing;
+                // a PRIVMSG to someone away is answered 301 first (RFC 2812, 3.3.1).
                 let request = take(author.re)?.1
-                guard let label = request?.label, capabilities.contains(.labeledResponse) else {
-                    return echo ? .keep : .with(nil)
+                var away: String?
+                if case .message(let target, "PRIVMSG")? = request?.kind, !target.hasPrefix("#") { away = awayMessage(of: target) }
+                let label = capabilities.contains(.labeledResponse) ? request?.label : nil
+                guard label != nil || away != nil else { return echo ? .keep : .with(nil) }
+                var buffer = context.channel.allocator.buffer(capacity: frames.readableBytes + 64)
+                var batch: String?
+                if let label, away != nil {
+                    let id = makeBatchID()
+                    batch = id
+                    IRCEncoding.writeTags(time: nil, msgid: nil, account: nil, features: [], label: label, batch: nil, into: &buffer)
+                    buffer.writeString(":\(serverName) BATCH +\(id) labeled-response\r\n")
                 }
-                var buffer = context.channel.allocator.buffer(capacity: frames.readableBytes + 32)
+                if let away, let target = message.to {
+                    var line = numeric("301", [target, away])
+                    if let batch { line.orderedTags.insert(("batch", batch), at: 0) }
+                    buffer.writeString(line.serialized() + "\r\n")
+                }
                 if echo {
-                    IRCEncoding.writeMessage(message, isAccount: author.isAccount, features: features, label: label, batch: nil, into: &buffer)
-                } else {
+                    IRCEncoding.writeMessage(message, isAccount: author.isAccount, features: features, label: batch == nil ? label : nil,
+                                             batch: batch, into: &buffer)
+                } else if let label, batch == nil {
                     IRCEncoding.writeTags(time: nil, msgid: nil, account: nil, features: [], label: label, batch: nil, into: &buffer)
                     buffer.writeString(":\(serverName) ACK\r\n")
                 }
+                if let batch { buffer.writeString(":\(serverName) BATCH -\(batch)\r\n") }
                 return .with(buffer)
             }
         }

@@ -39,6 +39,9 @@ final class ServerContext: Sendable {
     let roomCount: Atomic<Int>
     /// Open IRC connections (for the metrics' `transport` label; the registry counts all).
     let ircConnections = Atomic<Int>(0)
+    /// IRC `AWAY` messages by user key: other IRC users see them (301) in WHOIS and when they
+    /// send the user a direct message.
+    let awayMessages = Mutex<[String: String]>([:])
     /// Open WebSocket connections (native or IRC).
     let webSockets = Atomic<Int>(0)
     let catalog = RoomCatalog()

@@ -364,6 +364,36 @@ import Testing
         }
     }
 
+    @Test func awayIsShownInWhoisAndToThoseWhoWriteToYou() async throws {
+        try await withIRCServer { _, port in
+            let alice = try IRCTestClient(port: port)
+            try alice.register("alice")
+            let bob = try IRCTestClient(port: port)
+            try bob.register("bob", capabilities: ["echo-message", "labeled-response", "batch"])
+            alice.send("AWAY :at lunch")
+            #expect(try alice.read(until: "306").last?.command == "306")
+
+            bob.send("WHOIS alice")
+            let whois = try bob.read(until: "318")
+            #expect(whois.first { $0.command == "301" }?.parameters == ["bob", "alice", "at lunch"])
+            // A direct message: 301 first, in the label's batch with the echo.
+            bob.send("@label=m1 PRIVMSG alice :are you there?")
+            let answer = try bob.read(until: "the end of the batch") { $0.command == "BATCH" && $0.parameters.first?.hasPrefix("-") == true }
+            #expect(answer.map(\.command) == ["BATCH", "301", "PRIVMSG", "BATCH"])
+            #expect(answer[0].tag("label") == "m1")
+            #expect(answer[1].parameters == ["bob", "alice", "at lunch"])
+            #expect(try alice.read(until: "PRIVMSG").last?.text == "are you there?")
+            // Back: no more 301.
+            alice.send("AWAY")
+            #expect(try alice.read(until: "305").last?.command == "305")
+            bob.send("PRIVMSG alice :welcome back")
+            bob.send("PING :after")
+            let after = try bob.read(until: "PONG")
+            #expect(!after.map(\.command).contains("301"))
+            #expect(after.contains { $0.command == "PRIVMSG" && $0.text == "welcome back" }, "the echo")
+        }
+    }
+
     @Test func labeledResponsesWrapEveryAnswer() async throws {
         try await withIRCServer { _, port in
             let alice = try IRCTestClient(port: port)

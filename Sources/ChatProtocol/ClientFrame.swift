@@ -64,7 +64,11 @@ public enum ClientRequest: Sendable, Equatable {
     case register(password: String)
     case join(room: String, replay: ReplayRequest)
     case leave(room: String)
-    case say(MessageTarget, text: String, kind: MessageKind)
+    /// `clientTags`: IRCv3 client-only tags (`+name=value;...`, escaped) relayed live to clients
+    /// that take tags, never stored; empty from the native protocol.
+    case say(MessageTarget, text: String, kind: MessageKind, clientTags: String = "")
+    /// IRC `TAGMSG`: client-only tags relayed to the target's members now, not stored.
+    case tagMessage(MessageTarget, clientTags: String)
     case history(MessageTarget, page: HistoryPage, limit: Int?)
     case conversations
     case search(SearchRequest)

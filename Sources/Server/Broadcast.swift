@@ -38,6 +38,7 @@ struct IRCFeatures: OptionSet, Hashable, Sendable {
 enum RoomEvent: Sendable {
     case message(ChatMessage, author: Author)
     case presence(Presence)
+    case tags(TagMessage, author: Author)
 
     /// Who said a message, as far as its delivery needs to know.
     struct Author: Sendable {
@@ -47,6 +48,18 @@ enum RoomEvent: Sendable {
         let re: RequestID?
         /// Whether the author is an account (IRC's `account` tag).
         let isAccount: Bool
+        /// IRCv3 client-only tags sent with it (`+name=value;...`), relayed to clients that take
+        /// tags and never stored; empty for most.
+        var clientTags = ""
+    }
+
+    /// IRC `TAGMSG`: only tags, to a room or a user, relayed and not stored.
+    struct TagMessage: Sendable {
+        let room: String
+        /// The recipient, for one sent to a user.
+        let to: String?
+        let from: String
+        let timestamp: Int64
     }
 
     struct Presence: Sendable {
@@ -100,6 +113,8 @@ final class Broadcast: Sendable {
                 personal.append((author.sessionID, index))
             case .presence(let presence):
                 if let joiner = presence.joinerSessionID { personal.append((joiner, index)) }
+            case .tags(_, let author):
+                personal.append((author.sessionID, index))
             }
         }
         self.personal = personal

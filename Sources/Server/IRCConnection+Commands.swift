@@ -70,8 +70,8 @@ extension IRCConnection {
         switch command {
         case "JOIN": join(parameters, label: label)
         case "PART": part(parameters, label: label)
-        case "PRIVMSG", "NOTICE": privmsg(command, parameters, label: label)
-        case "TAGMSG": sendResponse([], label: label)
+        case "PRIVMSG", "NOTICE": privmsg(command, parameters, label: label, clientTags: clientTags(of: message))
+        case "TAGMSG": tagmsg(parameters, label: label, clientTags: clientTags(of: message))
         case "NAMES": names(parameters, label: label)
         case "WHO": who(parameters, label: label)
         case "WHOIS": whois(parameters, label: label)
@@ -302,7 +302,35 @@ extension IRCConnection {
         }
     }
 
-    private func privmsg(_ command: String, _ parameters: [String], label: String?) {
+    /// The client-only tags (`+name`) of a line from a client that negotiated `message-tags`,
+    /// as they are relayed: `+name=value;...`, values escaped again.
+    private func clientTags(of message: IRCMessage) -> String {
+        guard capabilities.contains(.messageTags) else { return "" }
+        return message.orderedTags.compactMap { tag -> String? in
+            guard tag.name.count > 1, tag.name.hasPrefix("+"),
+                  !tag.name.utf8.contains(where: { $0 <= 32 || $0 == UInt8(ascii: ";") || $0 == UInt8(ascii: "=") }) else { return nil }
+            return tag.value.isEmpty ? tag.name : tag.name + "=" + IRCEncoding.escapedTagValue(tag.value)
+        }.joined(separator: ";")
+    }
+
+    /// `TAGMSG target`: the client-only tags relayed to a channel's members or a user, not stored.
+    private func tagmsg(_ parameters: [String], label: String?, clientTags: String) {
+        guard let target = parameters.first?.split(separator: ",").first.map(String.init), !target.isEmpty else {
+            return sendResponse([numeric("411", ["No recipient given (TAGMSG)"])], label: label)
+        }
+        // Nothing to relay (no tags, or a client that did not negotiate message-tags).
+        guard !clientTags.isEmpty else { return sendResponse([], label: label) }
+        if target.hasPrefix("#") {
+            guard let room = roomName(ofChannel: target) else {
+                return sendResponse([numeric("403", [target, "No such channel"])], label: label)
+            }
+            submit(.tagMessage(.room(room), clientTags: clientTags), .message(target: target, command: "TAGMSG"), label: label)
+        } else {
+            submit(.tagMessage(.user(target), clientTags: clientTags), .message(target: target, command: "TAGMSG"), label: label)
+        }
+    }
+
+    private func privmsg(_ command: String, _ parameters: [String], label: String?, clientTags: String = "") {
         let isNotice = command == "NOTICE"
         guard let targets = parameters.first, !targets.isEmpty else {
             if !isNotice { sendResponse([numeric("411", ["No recipient given (\(command))"])], label: label) }
@@ -330,9 +358,9 @@ extension IRCConnection {
                     if !isNotice { sendResponse([numeric("403", [target, "No such channel"])], label: label) }
                     continue
                 }
-                submit(.say(.room(room), text: text, kind: kind), .message(target: target, command: command), label: label)
+                submit(.say(.room(room), text: text, kind: kind, clientTags: clientTags), .message(target: target, command: command), label: label)
             } else {
-                submit(.say(.user(target), text: text, kind: kind), .message(target: target, command: command), label: label)
+                submit(.say(.user(target), text: text, kind: kind, clientTags: clientTags), .message(target: target, command: command), label: label)
             }
         }
     }

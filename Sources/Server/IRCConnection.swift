@@ -494,6 +494,19 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             switch event {
             case .presence:
                 return .skipThrough
+            case .tags(let tags, let author):
+                // This client's own TAGMSG: the echo (with its label), an ACK, or nothing.
+                let request = take(author.re)?.1
+                let label = capabilities.contains(.labeledResponse) ? request?.label : nil
+                guard let label else { return echo ? .keep : .with(nil) }
+                var buffer = context.channel.allocator.buffer(capacity: frames.readableBytes + 32)
+                if echo, features.contains(.messageTags) {
+                    IRCEncoding.writeTagMessage(tags, author: author, features: features, label: label, into: &buffer)
+                } else {
+                    IRCEncoding.writeTags(time: nil, msgid: nil, account: nil, features: [], label: label, batch: nil, into: &buffer)
+                    buffer.writeString(":\(serverName) ACK\r\n")
+                }
+                return .with(buffer)
             case .message(let message, let author):
                 // This client's own message, committed: the echo (with its label), or nothing;
                 // a PRIVMSG to someone away is answered 301 first (RFC 2812, 3.3.1).
@@ -517,7 +530,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
                 }
                 if echo {
                     IRCEncoding.writeMessage(message, isAccount: author.isAccount, features: features, label: batch == nil ? label : nil,
-                                             batch: batch, into: &buffer)
+                                             batch: batch, clientTags: author.clientTags, into: &buffer)
                 } else if let label, batch == nil {
                     IRCEncoding.writeTags(time: nil, msgid: nil, account: nil, features: [], label: label, batch: nil, into: &buffer)
                     buffer.writeString(":\(serverName) ACK\r\n")

@@ -20,7 +20,10 @@ enum IRCEncoding {
     static func write(_ event: RoomEvent, features: IRCFeatures, into buffer: inout ByteBuffer) {
         switch event {
         case .message(let message, let author):
-            writeMessage(message, isAccount: author.isAccount, features: features, label: nil, batch: nil, into: &buffer)
+            writeMessage(message, isAccount: author.isAccount, features: features, label: nil, batch: nil,
+                         clientTags: author.clientTags, into: &buffer)
+        case .tags(let tags, let author):
+            writeTagMessage(tags, author: author, features: features, label: nil, into: &buffer)
         case .presence(let presence):
             writeTags(time: presence.timestamp, msgid: nil, account: nil, features: features, label: nil, batch: nil, into: &buffer)
             buffer.writeStaticString(":")
@@ -43,7 +46,7 @@ enum IRCEncoding {
     /// A stored message as PRIVMSG lines: one per line of its text, each within IRC's 512 bytes
     /// (an action is a CTCP ACTION on every line).
     static func writeMessage(_ message: ChatMessage, isAccount: Bool, features: IRCFeatures, label: String?, batch: String?,
-                             into buffer: inout ByteBuffer) {
+                             clientTags: String = "", into buffer: inout ByteBuffer) {
         let target = target(of: message)
         let source = source(message.from)
         let isAction = message.kind == .action
@@ -51,7 +54,7 @@ enum IRCEncoding {
         let pieces = fastSplit(message.text, maxBytes: budget)
         for (index, piece) in pieces.enumerated() {
             writeTags(time: message.timestamp, msgid: message.id, account: isAccount ? message.from : nil, features: features,
-                      label: index == 0 ? label : nil, batch: batch, into: &buffer)
+                      label: index == 0 ? label : nil, batch: batch, clientTags: index == 0 ? clientTags : "", into: &buffer)
             buffer.writeStaticString(":")
             buffer.writeString(source)
             buffer.writeStaticString(" PRIVMSG ")
@@ -61,6 +64,19 @@ enum IRCEncoding {
             if isAction { buffer.writeStaticString("\u{1}") }
             buffer.writeStaticString("\r\n")
         }
+    }
+
+    /// `TAGMSG`, for clients that take tags (`message-tags`); nothing for the others.
+    static func writeTagMessage(_ tags: RoomEvent.TagMessage, author: RoomEvent.Author, features: IRCFeatures, label: String?,
+                                into buffer: inout ByteBuffer) {
+        guard features.contains(.messageTags) else { return }
+        writeTags(time: tags.timestamp, msgid: nil, account: author.isAccount ? tags.from : nil, features: features, label: label,
+                  batch: nil, clientTags: author.clientTags, into: &buffer)
+        buffer.writeStaticString(":")
+        writeSource(tags.from, into: &buffer)
+        buffer.writeStaticString(" TAGMSG ")
+        buffer.writeString(tags.to ?? "#" + tags.room)
+        buffer.writeStaticString("\r\n")
     }
 
     /// The common case (one short line) without the splitter's work.
@@ -83,7 +99,7 @@ enum IRCEncoding {
 
     /// The tags a client asked for, in one `@...` prefix (nothing when none applies).
     static func writeTags(time: Int64?, msgid: Int64?, account: String?, features: IRCFeatures, label: String?, batch: String?,
-                          into buffer: inout ByteBuffer) {
+                          clientTags: String = "", into buffer: inout ByteBuffer) {
         var separator = UInt8(ascii: "@")
         func next(_ buffer: inout ByteBuffer) {
             buffer.writeInteger(separator)
@@ -113,6 +129,10 @@ enum IRCEncoding {
             next(&buffer)
             buffer.writeStaticString("account=")
             buffer.writeString(account)
+        }
+        if !clientTags.isEmpty, features.contains(.messageTags) {
+            next(&buffer)
+            buffer.writeString(clientTags)
         }
         if separator == UInt8(ascii: ";") { buffer.writeStaticString(" ") }
     }

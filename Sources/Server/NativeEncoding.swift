@@ -10,6 +10,8 @@ enum NativeEncoding {
         case .presence(let presence):
             ServerFrame.presence(room: presence.room, name: presence.name, event: presence.event, reason: presence.reason,
                                  timestamp: presence.timestamp, into: &buffer)
+        case .tags:
+            break // IRC's TAGMSG: the native protocol has no tags
         }
     }
 
@@ -24,6 +26,8 @@ enum NativeEncoding {
             return .with(frame)
         case .presence:
             return .skipThrough
+        case .tags:
+            return .with(nil)
         }
     }
 }

@@ -205,6 +205,15 @@ final class RoomShard: @unchecked Sendable {
         }
     }
 
+    /// An event that is not stored (IRC `TAGMSG`) to the room's members now, after the room's
+    /// pending presence.
+    func relay(_ event: RoomEvent, in roomName: String) {
+        eventLoop.assertInEventLoop()
+        guard let room = rooms[roomName], !room.members.isEmpty else { return }
+        flushPresence(in: room)
+        fanOut(Broadcast(room: roomName, events: [event], formats: room.formatCounts.keys, allocator: server.allocator), in: room)
+    }
+
     /// One post per event loop with members, never an await per recipient: a slow member only
     /// ever slows itself (its own outbound buffer, watched by its connection).
     /// Each loop gets its own copy of the run (the shard's own loop the original), so no

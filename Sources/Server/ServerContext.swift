@@ -174,9 +174,14 @@ final class ServerContext: Sendable {
         if configuration.log.messages {
             logger.info("@\(message.to ?? "?") <\(message.from)>")
         }
-        let sessions = registry.sessions(holding: [message.from, message.to ?? message.from])
+        deliverDirect(.message(message, author: author), between: [message.from, message.to ?? message.from])
+    }
+
+    /// A direct event (a message, or tags) to every live session of the users `names`.
+    func deliverDirect(_ event: RoomEvent, between names: [String]) {
+        let sessions = registry.sessions(holding: names)
         let formats = Set(sessions.map(\.wireFormat))
-        let run = Broadcast(room: "", events: [.message(message, author: author)], formats: formats, allocator: allocator)
+        let run = Broadcast(room: "", events: [event], formats: formats, allocator: allocator)
         // Counted before it is written, so a scrape never lags what a client has seen.
         metrics.deliveries.increment(by: sessions.count)
         for session in sessions {

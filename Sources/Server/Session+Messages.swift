@@ -4,7 +4,7 @@ import Storage
 
 /// Saying things: room messages and direct messages, stored before anyone sees them.
 extension Session {
-    func say(_ text: String, kind: MessageKind, in requestedRoom: String, user: UserRecord, re: RequestID?) {
+    func say(_ text: String, kind: MessageKind, in requestedRoom: String, user: UserRecord, clientTags: String = "", re: RequestID?) {
         guard let roomName = Names.canonicalRoom(requestedRoom) else {
             output?.sendError(ProtocolError(.invalidRoom, "\"\(requestedRoom)\" is not a room name", re: re))
             return
@@ -17,7 +17,7 @@ extension Session {
         let room = subscription.room
         let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text, authorName: user.name)
         let shardIndex = server.shardIndex(forRoom: roomName)
-        let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount)
+        let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
         server.database.appendMessage(draft) { [weak self] result in
@@ -38,13 +38,13 @@ extension Session {
 
     /// A direct message: stored in the same id sequence, then written to every live session of
     /// the sender (the acknowledging copy carries `re`) and of the recipient.
-    func sayDirect(_ text: String, kind: MessageKind, to recipient: String, user: UserRecord, re: RequestID?) {
+    func sayDirect(_ text: String, kind: MessageKind, to recipient: String, user: UserRecord, clientTags: String = "", re: RequestID?) {
         guard Names.isValidUserName(recipient, maximumLength: max(server.configuration.limits.maxNameLength, 64)) else {
             output?.sendError(ProtocolError(.noSuchUser, "there is no user \"\(recipient)\"", re: re))
             return
         }
         guard admitMessage(text, re: re) else { return }
-        let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount)
+        let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
         server.database.appendDirectMessage(from: user, to: recipient, kind: kind, text: text) { [weak self] result in
@@ -62,6 +62,34 @@ extension Session {
                 server.logger.error("storing a direct message of \(user.name) to \(recipient) failed: \(error)")
                 self?.answerFromWriter(ProtocolError(.internal, "the message could not be stored", re: re))
             }
+        }
+    }
+
+    /// IRC `TAGMSG`: client-only tags (typing notices, reactions) relayed now to the room's
+    /// members, or to the sessions of the recipient and of the sender, and never stored. They may
+    /// overtake this client's own messages that are still being stored.
+    func relayTags(_ clientTags: String, to target: MessageTarget, user: UserRecord, re: RequestID?) {
+        let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
+        switch target {
+        case .room(let requestedRoom):
+            guard let roomName = Names.canonicalRoom(requestedRoom) else {
+                output?.sendError(ProtocolError(.invalidRoom, "\"\(requestedRoom)\" is not a room name", re: re))
+                return
+            }
+            guard subscriptions[roomName] != nil else {
+                output?.sendError(ProtocolError(.notInRoom, "join #\(roomName) before speaking in it", re: re))
+                return
+            }
+            let event = RoomEvent.tags(RoomEvent.TagMessage(room: roomName, to: nil, from: user.name, timestamp: Timestamp.now()), author: author)
+            let shard = server.shards[server.shardIndex(forRoom: roomName)]
+            shard.eventLoop.execute { shard.relay(event, in: roomName) }
+        case .user(let recipient):
+            guard let holder = Names.isValidUserName(recipient, maximumLength: 64) ? server.registry.holder(of: recipient) : nil else {
+                output?.sendError(ProtocolError(.noSuchUser, "\(recipient) is not online", re: re))
+                return
+            }
+            let event = RoomEvent.tags(RoomEvent.TagMessage(room: "", to: holder.name, from: user.name, timestamp: Timestamp.now()), author: author)
+            server.deliverDirect(event, between: [user.name, holder.name])
         }
     }
 

@@ -203,10 +203,12 @@ final class Session: @unchecked Sendable {
             join(room, replay: replay, user: user, re: re)
         case (.leave(let room), .active(let user)):
             leave(room, user: user, re: re)
-        case (.say(.room(let room), let text, let kind), .active(let user)):
-            say(text, kind: kind, in: room, user: user, re: re)
-        case (.say(.user(let recipient), let text, let kind), .active(let user)):
-            sayDirect(text, kind: kind, to: recipient, user: user, re: re)
+        case (.say(.room(let room), let text, let kind, let tags), .active(let user)):
+            say(text, kind: kind, in: room, user: user, clientTags: tags, re: re)
+        case (.say(.user(let recipient), let text, let kind, let tags), .active(let user)):
+            sayDirect(text, kind: kind, to: recipient, user: user, clientTags: tags, re: re)
+        case (.tagMessage(let target, let tags), .active(let user)):
+            relayTags(tags, to: target, user: user, re: re)
         case (.history(.room(let room), let page, let limit), .active):
             history(room, page: page, limit: limit, re: re)
         case (.history(.user(let other), let page, let limit), .active(let user)):

@@ -394,6 +394,47 @@ import Testing
         }
     }
 
+    @Test func clientOnlyTagsAreRelayedLiveToThoseWhoTakeTags() async throws {
+        try await withIRCServer { server, port in
+            let native = try server.user("dave")
+            try native.join("lobby")
+            let alice = try IRCTestClient(port: port)
+            try alice.register("alice", capabilities: ["message-tags"])
+            try alice.join("#lobby")
+            let carol = try IRCTestClient(port: port)
+            try carol.register("carol")
+            try carol.join("#lobby")
+            let bob = try IRCTestClient(port: port)
+            try bob.register("bob", capabilities: ["message-tags", "echo-message"])
+            try bob.join("#lobby")
+
+            bob.send(#"@+draft/reply=5;+example.com/x=a\sb;notclient=1 PRIVMSG #lobby :hi with tags"#)
+            let heard = try alice.read(until: "PRIVMSG").last!
+            #expect(heard.tag("+draft/reply") == "5" && heard.tag("+example.com/x") == "a b")
+            #expect(heard.tag("notclient") == nil, "only client-only tags are relayed")
+            #expect(heard.tag("msgid") != nil)
+            let echo = try bob.read(until: "PRIVMSG").last!
+            #expect(echo.tag("+draft/reply") == "5")
+            let plain = try carol.read(until: "PRIVMSG").last!
+            #expect(plain.orderedTags.isEmpty && plain.text == "hi with tags")
+            #expect(try native.next("message").text == "hi with tags")
+
+            // TAGMSG: to those who take tags, nobody else, and never stored.
+            bob.send("@+typing=active TAGMSG #lobby")
+            let typing = try alice.read(until: "TAGMSG").last!
+            #expect(typing.tag("+typing") == "active" && typing.parameters == ["#lobby"] && typing.nick == "bob")
+            #expect(try bob.read(until: "TAGMSG").last?.tag("+typing") == "active", "the echo")
+            bob.send("@+typing=paused TAGMSG alice")
+            let direct = try alice.read(until: "TAGMSG").last!
+            #expect(direct.tag("+typing") == "paused" && direct.parameters == ["alice"])
+            carol.send("PING :barrier")
+            #expect(!(try carol.read(until: "PONG")).map(\.command).contains("TAGMSG"))
+            bob.send("@+typing=active TAGMSG nobody-here")
+            #expect(try bob.read(until: "401").last?.parameters[1] == "nobody-here")
+            #expect(try server.database.countMessages() == 1, "tags are not messages")
+        }
+    }
+
     @Test func labeledResponsesWrapEveryAnswer() async throws {
         try await withIRCServer { _, port in
             let alice = try IRCTestClient(port: port)

@@ -1,12 +1,14 @@
 import Foundation
 import PackagePlugin
 
-/// Compiles the package's `migrations/*.sql` into the target as Swift string literals, so the
-/// executables carry their schema with them wherever they are copied (no resource bundle).
+/// Compiles the package's `migrations/*.sql` (SQLite, for Storage) or `migrations/postgres/*.sql`
+/// (for PostgresStorage) into the target as Swift string literals, so the executables carry their
+/// schema with them wherever they are copied (no resource bundle).
 @main
 struct EmbedMigrations: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
-        let migrationsDirectory = context.package.directoryURL.appending(path: "migrations")
+        let folder = target.name == "PostgresStorage" ? "migrations/postgres" : "migrations"
+        let migrationsDirectory = context.package.directoryURL.appending(path: folder)
         let sqlFiles = try FileManager.default
             .contentsOfDirectory(at: migrationsDirectory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "sql" }

@@ -1,0 +1,165 @@
+import ChatProtocol
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import PostgresStorage
+import Synchronization
+import Testing
+
+/// A real PostgreSQL cluster for one test: `Scripts/postgres.sh` makes it (initdb into a fresh
+/// folder, a free loopback port) and removes it. Needs Debian's `postgresql` (`.ci/run`
+/// installs it).
+final class PostgresCluster: Sendable {
+    let folder: String
+    let port: Int
+
+    init() throws {
+        folder = "/tmp/chat-pg-\(UUID().uuidString.prefix(8))"
+        try Self.script(["start", folder])
+        // The port comes back in a file, not a pipe: the server outlives the script and would
+        // hold a pipe's write end (inherited) open forever.
+        let written = try String(contentsOfFile: folder + "/port", encoding: .utf8)
+        guard let port = Int(written.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw PostgresStoreTestError("Scripts/postgres.sh start wrote no port: \(written)")
+        }
+        self.port = port
+    }
+
+    func stop() {
+        _ = try? Self.script(["stop", folder])
+    }
+
+    func store(connections: Int = 8) -> PostgresStore {
+        // CHAT_TEST_LOG=trace shows the client's log while debugging a test.
+        var logger = Logger(label: "postgres") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = ProcessInfo.processInfo.environment["CHAT_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        return PostgresStore(host: "127.0.0.1", port: port, username: "chat", database: "chat", connections: connections, logger: logger)
+    }
+
+    /// Runs `Scripts/postgres.sh` to its end. Not with Foundation's `Process`: the server the script
+    /// starts outlives it, and Process then never noticed the script's own exit here.
+    private static func script(_ arguments: [String]) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let log = "/tmp/chat-pg-script-\(UUID().uuidString.prefix(8)).log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let command = ([root.appending(path: "Scripts/postgres.sh").path] + arguments).map { "'\($0)'" }.joined(separator: " ")
+        let status = system("/bin/bash \(command) </dev/null >'\(log)' 2>&1")
+        guard status == 0 else {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw PostgresStoreTestError("Scripts/postgres.sh \(arguments[0]) failed (\(status)): \(text)")
+        }
+    }
+}
+
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+struct PostgresStoreTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+@Suite(.serialized) struct PostgresStoreTests {
+    func withCluster(_ body: (PostgresCluster) async throws -> Void) async throws {
+        let cluster = try PostgresCluster()
+        do {
+            try await body(cluster)
+        } catch {
+            cluster.stop()
+            throw error
+        }
+        cluster.stop()
+    }
+
+    @Test func migrationsApplyOnceEvenWhenSeveralNodesStartTogether() async throws {
+        try await withCluster { cluster in
+            let nodes = (0..<3).map { _ in cluster.store(connections: 2) }
+            let applied = try await withThrowingTaskGroup(of: [String].self) { group in
+                for node in nodes { group.addTask { try await node.migrate() } }
+                var all: [String] = []
+                for try await names in group { all += names }
+                return all
+            }
+            #expect(applied == PostgresStore.migrations.map(\.name), "each migration applied by exactly one node")
+            #expect(try await nodes[0].migrate().isEmpty)
+            for node in nodes { await node.shutdown() }
+        }
+    }
+
+    @Test func storedMessagesReadBackInIDOrder() async throws {
+        try await withCluster { cluster in
+            let store = cluster.store()
+            try await store.migrate()
+            let alice = try await store.user(named: "Alice")
+            #expect(try await store.user(named: "alice") == alice, "names are case-insensitive")
+            let lobby = try await store.room(named: "lobby")
+            let ids = try await store.append([
+                .init(roomID: lobby, userID: alice, text: "hello"),
+                .init(roomID: lobby, userID: alice, kind: .action, text: "waves"),
+            ])
+            #expect(ids.map(\.id) == [1, 2])
+            let back = try await store.messages(after: 0)
+            #expect(back.map(\.text) == ["hello", "waves"] && back.map(\.kind) == [.text, .action])
+            #expect(back.allSatisfy { $0.roomID == lobby && $0.userID == alice })
+            #expect(try await store.newestMessageID() == 2)
+            await store.shutdown()
+        }
+    }
+
+    /// The order argument of docs/design.md, tested: three "nodes" (pools of their own) commit
+    /// batches at once while a reader polls for new ids. Every poll must see exactly the next
+    /// ids, with no gap that a slower commit fills later, and the end holds every id once.
+    @Test func idsFollowCommitOrderAcrossNodesCommittingAtOnce() async throws {
+        try await withCluster { cluster in
+            let nodes = (0..<3).map { _ in cluster.store(connections: 4) }
+            try await nodes[0].migrate()
+            let room = try await nodes[0].room(named: "lobby")
+            let user = try await nodes[0].user(named: "writer")
+            let reader = cluster.store(connections: 1)
+            let writersDone = Counter()
+            let perWriter = 40
+            let writers = nodes.count * 4
+
+            let gaps = try await withThrowingTaskGroup(of: [String].self) { group in
+                for writer in 0..<writers {
+                    let node = nodes[writer % nodes.count]
+                    group.addTask {
+                        for batch in 0..<perWriter {
+                            let size = 1 + (writer + batch) % 7
+                            _ = try await node.append((0..<size).map { .init(roomID: room, userID: user, text: "w\(writer) b\(batch) m\($0)") })
+                        }
+                        writersDone.value.wrappingAdd(1, ordering: .relaxed)
+                        return []
+                    }
+                }
+                group.addTask {
+                    // The reader: each page must continue exactly where the last one ended.
+                    var last: Int64 = 0
+                    var problems: [String] = []
+                    while true {
+                        let finished = writersDone.value.load(ordering: .relaxed) == writers
+                        let page = try await reader.messages(after: last)
+                        for message in page {
+                            if message.id != last + 1 { problems.append("saw \(message.id) right after \(last)") }
+                            last = message.id
+                        }
+                        if finished && page.isEmpty { break }
+                    }
+                    return problems
+                }
+                var all: [String] = []
+                for try await problems in group { all += problems }
+                return all
+            }
+            #expect(gaps.isEmpty, "a reader saw an id before a smaller one: \(gaps.prefix(5))")
+            let total = (0..<writers).reduce(0) { sum, writer in sum + (0..<perWriter).reduce(0) { $0 + 1 + (writer + $1) % 7 } }
+            let stored = try await reader.messages(after: 0, limit: 100_000)
+            #expect(stored.map(\.id) == Array(1...Int64(total)), "every id once, none missing")
+            for node in nodes { await node.shutdown() }
+            await reader.shutdown()
+        }
+    }
+}

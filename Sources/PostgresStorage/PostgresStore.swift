@@ -150,7 +150,32 @@ public final class PostgresStore: Sendable {
                 FROM unnest(\(rooms)::bigint[], \(users)::bigint[], \(kinds)::smallint[], \(texts)::text[]) WITH ORDINALITY
                     AS d(room, usr, kind, text, n)
                 """, logger: logger)
+            // Delivered to every listening node when (and only if) this commits, in commit order.
+            let range = "\(first)-\(first + count - 1)"
+            try await connection.query("SELECT pg_notify(\(Self.commitChannel), \(range))", logger: logger)
             return (0..<drafts.count).map { (first + Int64($0), now) }
+        }
+    }
+
+    /// The notification channel every append announces its ids on: the payload is `first-last`.
+    public static let commitChannel = "chat_commits"
+
+    /// Calls `onCommit` with the ids of every append committed from now on, by any node, in
+    /// commit order (which is id order: the ranges follow each other without gaps), until the
+    /// task is cancelled or `onCommit` throws. `onListening` is called once the listener is
+    /// registered: appends committed after it are all announced. Only the small range travels;
+    /// the messages are read by id range (`messages(after:upTo:)`).
+    public func listenForCommits(onListening: @Sendable () -> Void = {},
+                                 _ onCommit: @Sendable (ClosedRange<Int64>) async throws -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.listen(on: Self.commitChannel) { notifications in
+                onListening()
+                for try await notification in notifications {
+                    let bounds = notification.payload.split(separator: "-").compactMap { Int64($0) }
+                    guard bounds.count == 2, bounds[0] <= bounds[1] else { continue }
+                    try await onCommit(bounds[0]...bounds[1])
+                }
+            }
         }
     }
 

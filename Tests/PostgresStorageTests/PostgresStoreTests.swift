@@ -162,4 +162,55 @@ struct PostgresStoreTestError: Error, CustomStringConvertible {
             await reader.shutdown()
         }
     }
+
+    /// The fan-out between nodes: every node listens; each commit announces its id range, and the
+    /// ranges arrive in commit order with no gap and nothing twice, whichever node committed.
+    @Test func everyNodeHearsEveryCommitAsConsecutiveRanges() async throws {
+        try await withCluster { cluster in
+            let writers = (0..<2).map { _ in cluster.store(connections: 3) }
+            let listener = cluster.store(connections: 2)
+            try await listener.migrate()
+            let room = try await listener.room(named: "lobby")
+            let user = try await listener.user(named: "writer")
+            let heard = Mutex<[ClosedRange<Int64>]>([])
+            let listening = Counter()
+            let listen = Task {
+                try await listener.listenForCommits(onListening: { listening.value.wrappingAdd(1, ordering: .relaxed) }) { range in
+                    heard.withLock { $0.append(range) }
+                }
+            }
+            let registered = ContinuousClock.now + .seconds(30)
+            while listening.value.load(ordering: .relaxed) == 0, ContinuousClock.now < registered { try await Task.sleep(for: .milliseconds(5)) }
+            try #require(listening.value.load(ordering: .relaxed) == 1, "the listener registered")
+            let total = try await withThrowingTaskGroup(of: Int.self) { group in
+                for (index, writer) in writers.enumerated() {
+                    for task in 0..<3 {
+                        group.addTask {
+                            var written = 0
+                            for batch in 0..<30 {
+                                let size = 1 + (index + task + batch) % 5
+                                written += try await writer.append((0..<size).map { .init(roomID: room, userID: user, text: "\(index).\(task).\(batch).\($0)") }).count
+                            }
+                            return written
+                        }
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while heard.withLock({ $0.last?.upperBound ?? 0 }) < Int64(total), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            listen.cancel()
+            let ranges = heard.withLock { $0 }
+            #expect(ranges.first?.lowerBound == 1)
+            #expect(ranges.last?.upperBound == Int64(total))
+            #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound + 1 == $1.lowerBound }, "consecutive, in order, once")
+            // What a node then reads for the ranges it heard: every message, once, in order.
+            let read = try await listener.messages(after: 0, upTo: ranges.last?.upperBound ?? 0, limit: 100_000)
+            #expect(read.map(\.id) == Array(1...Int64(total)))
+            for writer in writers { await writer.shutdown() }
+            await listener.shutdown()
+        }
+    }
 }

@@ -152,7 +152,7 @@ let package = Package(
         .target(
             name: "BenchKit",
             dependencies: [
-                "ChatProtocol", "Storage", "ChatClient",
+                "ChatProtocol", "Storage", "ChatClient", "PostgresStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

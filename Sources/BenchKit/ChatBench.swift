@@ -28,6 +28,6 @@ public struct ChatBench: AsyncParsableCommand {
             """,
         subcommands: [FanoutBenchmark.self, IdleBenchmark.self, JoinBenchmark.self, StorageBenchmark.self,
                       AccountLoginBenchmark.self, DirectMessageBenchmark.self, SearchBenchmark.self,
-                      OverloadBenchmark.self]
+                      OverloadBenchmark.self, PostgresAppendBenchmark.self]
     )
 }

@@ -65,7 +65,7 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strictSwift6,
-            plugins: ["EmbedMigrations"]
+            plugins: ["EmbedFiles"]
         ),
         // PostgreSQL storage (database.postgres): several chat-server nodes on one database.
         .target(
@@ -76,7 +76,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift6,
-            plugins: ["EmbedMigrations"]
+            plugins: ["EmbedFiles"]
         ),
         // Transcript formats (text, JSON, NDJSON, CSV, Markdown, HTML), streamed.
         .target(
@@ -101,7 +101,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSwift6,
-            plugins: ["EmbedWebClient"]
+            plugins: ["EmbedFiles"]
         ),
         // A client library speaking the native protocol: used by chat-client, chat-bench and tests.
         .target(
@@ -173,12 +173,7 @@ let package = Package(
             swiftSettings: strictSwift6
         ),
         .plugin(
-            name: "EmbedMigrations",
-            capability: .buildTool(),
-            dependencies: ["embed-files"]
-        ),
-        .plugin(
-            name: "EmbedWebClient",
+            name: "EmbedFiles",
             capability: .buildTool(),
             dependencies: ["embed-files"]
         ),

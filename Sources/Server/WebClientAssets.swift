@@ -1,7 +1,7 @@
 import Crypto
 import NIOCore
 
-/// The browser client (`web/`), compiled into the binary by the EmbedWebClient plugin. Every
+/// The browser client (`web/`), compiled into the binary by the EmbedFiles plugin. Every
 /// file but the page is named by its content's hash in the page's links (`/app.js?v=HASH`), so
 /// browsers may keep it forever and still see a new build at once; the page itself is revalidated.
 struct WebClientAssets: Sendable {

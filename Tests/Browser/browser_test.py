@@ -364,10 +364,22 @@ def run(server_binary, screenshots):
         carol.wait_for(lambda f: f.get("text") == "back again")
         print("ok: reconnect after kill -9 and restart, no gaps, no duplicates")
 
+        # Light and dark follow the system's preference.
+        light = alice.js("return getComputedStyle(document.body).backgroundColor")
+        alice.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        dark = alice.js("return getComputedStyle(document.body).backgroundColor")
+        alice.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        assert light == "rgb(255, 255, 255)" and dark == "rgb(22, 24, 29)", (light, dark)
+        print("ok: light and dark themes")
+
         if screenshots:
             alice.open_room("lobby")
             alice.js("document.querySelector('#messages').scrollTop = 1e9")
             alice.driver.save_screenshot(os.path.join(screenshots, "web-desktop.png"))
+            alice.driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                         {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+            alice.driver.save_screenshot(os.path.join(screenshots, "web-dark.png"))
+            alice.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
         # A phone-sized screen: one column; the conversations slide in from a button.
         phone = Browser(server.url, 390, 844, phone=True)

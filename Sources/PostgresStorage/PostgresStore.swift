@@ -130,29 +130,40 @@ public final class PostgresStore: Sendable {
     }
 
     /// Stores `drafts` in one transaction and returns their ids and time, in order. The ids come
-    /// from the one-row `message_ids` counter, taken last before the commit: its row lock makes
-    /// every other committer wait until this transaction is visible, so ids are handed out in
-    /// commit order and a reader never sees an id before all smaller ones.
+    /// from the one-row `message_ids` counter: its row lock makes every other committer wait
+    /// until this transaction is visible, so ids are handed out in commit order and a reader
+    /// never sees an id before all smaller ones.
     public func append(_ drafts: [Draft]) async throws -> [(id: Int64, timestamp: Int64)] {
         guard !drafts.isEmpty else { return [] }
         let now = Timestamp.now()
         let count = Int64(drafts.count)
         let rooms = drafts.map(\.roomID), users = drafts.map(\.userID)
         let kinds = drafts.map { Int16($0.kind == .action ? 1 : 0) }, texts = drafts.map(\.text)
+        // One statement in an explicit transaction: the ids (the counter's row lock, held until
+        // this commits), the rows, and the announcement of the range (delivered to listeners only
+        // once this commits, in commit order). Explicit, so the answer comes after COMMIT has
+        // completed: an implicit transaction's rows arrive before its commit.
         return try await client.withTransaction(logger: logger) { connection in
-            var first: Int64 = 0
-            let taken = try await connection.query(
-                "UPDATE message_ids SET last_id = last_id + \(count) RETURNING last_id - \(count) + 1", logger: logger)
-            for try await id in taken.decode(Int64.self) { first = id }
-            try await connection.query("""
-                INSERT INTO messages (id, room_id, user_id, ts, kind, text)
-                SELECT \(first) - 1 + n, room, usr, \(now), kind, text
-                FROM unnest(\(rooms)::bigint[], \(users)::bigint[], \(kinds)::smallint[], \(texts)::text[]) WITH ORDINALITY
-                    AS d(room, usr, kind, text, n)
+            let rows = try await connection.query("""
+                WITH ids AS (
+                    UPDATE message_ids SET last_id = last_id + \(count) RETURNING last_id - \(count) + 1 AS first
+                ), inserted AS (
+                    INSERT INTO messages (id, room_id, user_id, ts, kind, text)
+                    SELECT ids.first - 1 + d.n, d.room, d.usr, \(now), d.kind, d.text
+                    FROM ids, unnest(\(rooms)::bigint[], \(users)::bigint[], \(kinds)::smallint[], \(texts)::text[]) WITH ORDINALITY
+                        AS d(room, usr, kind, text, n)
+                    RETURNING 1
+                ), announced AS (
+                    SELECT pg_notify(\(Self.commitChannel), ids.first::text || '-' || (ids.first + \(count) - 1)::text) FROM ids
+                )
+                SELECT ids.first, (SELECT count(*) FROM inserted) FROM ids, announced
                 """, logger: logger)
-            // Delivered to every listening node when (and only if) this commits, in commit order.
-            let range = "\(first)-\(first + count - 1)"
-            try await connection.query("SELECT pg_notify(\(Self.commitChannel), \(range))", logger: logger)
+            var first: Int64?
+            for try await (id, inserted) in rows.decode((Int64, Int64).self) {
+                guard inserted == count else { throw PostgresStoreError("stored \(inserted) of \(count) messages") }
+                first = id
+            }
+            guard let first else { throw PostgresStoreError("no ids returned") }
             return (0..<drafts.count).map { (first + Int64($0), now) }
         }
     }

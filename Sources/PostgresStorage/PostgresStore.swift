@@ -40,7 +40,13 @@ public final class PostgresStore: Sendable {
 
     /// Connects (a pool of up to `connections`) to the database at `host:port`.
     public init(host: String, port: Int, username: String, password: String? = nil, database: String,
-                connections: Int = 8, logger: Logger = Logger(label: "postgres")) {
+                connections: Int = 8, logger: Logger? = nil) {
+        let logger = logger ?? {
+            // The pool warns when a first lease races its own start: quiet unless asked.
+            var logger = Logger(label: "postgres")
+            logger.logLevel = .error
+            return logger
+        }()
         var configuration = PostgresClient.Configuration(host: host, port: port, username: username, password: password,
                                                          database: database, tls: .disable)
         configuration.options.maximumConnections = connections

@@ -203,25 +203,29 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     /// Sends the lines that answer one command: as they are, or with its label (IRCv3
     /// labeled-response): `ACK` for none, the tag on a single line, a batch around several.
     func sendResponse(_ lines: [IRCMessage], label: String?) {
-        guard let label, capabilities.contains(.labeledResponse) else {
-            lines.forEach(sendLine)
-            return
-        }
+        labeled(lines, label: label).forEach(sendLine)
+    }
+
+    /// The lines that answer one command as labeled-response has them: as they are without a
+    /// label (or the capability), an `ACK` for none, the tag on a single line, a batch around several.
+    func labeled(_ lines: [IRCMessage], label: String?) -> [IRCMessage] {
+        guard let label, capabilities.contains(.labeledResponse) else { return lines }
         switch lines.count {
         case 0:
-            sendLine(IRCMessage(tags: [("label", label)], source: serverName, command: "ACK"))
+            return [IRCMessage(tags: [("label", label)], source: serverName, command: "ACK")]
         case 1:
             var line = lines[0]
             line.orderedTags.insert(("label", label), at: 0)
-            sendLine(line)
+            return [line]
         default:
             let batch = makeBatchID()
-            sendLine(IRCMessage(tags: [("label", label)], source: serverName, command: "BATCH", parameters: ["+" + batch, "labeled-response"]))
+            var wrapped = [IRCMessage(tags: [("label", label)], source: serverName, command: "BATCH", parameters: ["+" + batch, "labeled-response"])]
             for var line in lines {
                 if !line.orderedTags.contains(where: { $0.name == "batch" }) { line.orderedTags.insert(("batch", batch), at: 0) }
-                sendLine(line)
+                wrapped.append(line)
             }
-            sendLine(IRCMessage(source: serverName, command: "BATCH", parameters: ["-" + batch]))
+            wrapped.append(IRCMessage(source: serverName, command: "BATCH", parameters: ["-" + batch]))
+            return wrapped
         }
     }
 
@@ -242,7 +246,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         guard let allocator = context?.channel.allocator else { return [] }
         var buffer = allocator.buffer(capacity: 256 * messages.count)
         for message in messages {
-            IRCEncoding.writeMessage(message, isAccount: false, features: features, label: nil, batch: batch, into: &buffer)
+            IRCEncoding.writeMessage(message, isAccount: false, features: features, batch: batch, into: &buffer)
         }
         lines += self.messages(in: buffer)
         if let batch { lines.append(IRCMessage(source: serverName, command: "BATCH", parameters: ["-" + batch])) }
@@ -495,50 +499,42 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
             case .presence:
                 return .skipThrough
             case .tags(let tags, let author):
-                // This client's own TAGMSG: the echo (with its label), an ACK, or nothing.
-                let request = take(author.re)?.1
-                let label = capabilities.contains(.labeledResponse) ? request?.label : nil
-                guard let label else { return echo ? .keep : .with(nil) }
-                var buffer = context.channel.allocator.buffer(capacity: frames.readableBytes + 32)
-                if echo, features.contains(.messageTags) {
-                    IRCEncoding.writeTagMessage(tags, author: author, features: features, label: label, into: &buffer)
-                } else {
-                    IRCEncoding.writeTags(time: nil, msgid: nil, account: nil, features: [], label: label, batch: nil, into: &buffer)
-                    buffer.writeString(":\(serverName) ACK\r\n")
-                }
-                return .with(buffer)
+                // This client's own TAGMSG: the echo, labeled when it asked; an ACK; or nothing.
+                let label = take(author.re)?.1.label
+                guard label != nil, capabilities.contains(.labeledResponse) else { return echo ? .keep : .with(nil) }
+                var echoed = context.channel.allocator.buffer(capacity: frames.readableBytes)
+                if echo { IRCEncoding.writeTagMessage(tags, author: author, features: features, into: &echoed) }
+                return .with(lines(labeled(messages(in: echoed), label: label)))
             case .message(let message, let author):
-                // This client's own message, committed: the echo (with its label), or nothing;
-                // a PRIVMSG to someone away is answered 301 first (RFC 2812, 3.3.1).
+                // This client's own message, committed: the echo, labeled when it asked; or
+                // nothing; a PRIVMSG to someone away is answered 301 first (RFC 2812, 3.3.1).
                 let request = take(author.re)?.1
-                var away: String?
-                if case .message(let target, "PRIVMSG")? = request?.kind, !target.hasPrefix("#") { away = awayMessage(of: target) }
+                var answer: [IRCMessage] = []
+                if case .message(let target, "PRIVMSG")? = request?.kind, !target.hasPrefix("#"), let to = message.to,
+                   let away = awayMessage(of: target) {
+                    answer.append(numeric("301", [to, away]))
+                }
                 let label = capabilities.contains(.labeledResponse) ? request?.label : nil
-                guard label != nil || away != nil else { return echo ? .keep : .with(nil) }
-                var buffer = context.channel.allocator.buffer(capacity: frames.readableBytes + 64)
-                var batch: String?
-                if let label, away != nil {
-                    let id = makeBatchID()
-                    batch = id
-                    IRCEncoding.writeTags(time: nil, msgid: nil, account: nil, features: [], label: label, batch: nil, into: &buffer)
-                    buffer.writeString(":\(serverName) BATCH +\(id) labeled-response\r\n")
-                }
-                if let away, let target = message.to {
-                    var line = numeric("301", [target, away])
-                    if let batch { line.orderedTags.insert(("batch", batch), at: 0) }
-                    buffer.writeString(line.serialized() + "\r\n")
-                }
+                guard label != nil || !answer.isEmpty else { return echo ? .keep : .with(nil) }
                 if echo {
-                    IRCEncoding.writeMessage(message, isAccount: author.isAccount, features: features, label: batch == nil ? label : nil,
-                                             batch: batch, clientTags: author.clientTags, into: &buffer)
-                } else if let label, batch == nil {
-                    IRCEncoding.writeTags(time: nil, msgid: nil, account: nil, features: [], label: label, batch: nil, into: &buffer)
-                    buffer.writeString(":\(serverName) ACK\r\n")
+                    var echoed = context.channel.allocator.buffer(capacity: frames.readableBytes)
+                    IRCEncoding.writeMessage(message, isAccount: author.isAccount, features: features, batch: nil,
+                                             clientTags: author.clientTags, into: &echoed)
+                    answer += messages(in: echoed)
                 }
-                if let batch { buffer.writeString(":\(serverName) BATCH -\(batch)\r\n") }
-                return .with(buffer)
+                return .with(lines(labeled(answer, label: label)))
             }
         }
+    }
+
+    /// Messages as IRC lines in one buffer.
+    private func lines(_ messages: [IRCMessage]) -> ByteBuffer {
+        var buffer = context?.channel.allocator.buffer(capacity: messages.count * 128) ?? ByteBuffer()
+        for message in messages {
+            buffer.writeString(message.serialized())
+            buffer.writeStaticString("\r\n")
+        }
+        return buffer
     }
 
     func flush() {

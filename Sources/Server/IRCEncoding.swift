@@ -20,12 +20,11 @@ enum IRCEncoding {
     static func write(_ event: RoomEvent, features: IRCFeatures, into buffer: inout ByteBuffer) {
         switch event {
         case .message(let message, let author):
-            writeMessage(message, isAccount: author.isAccount, features: features, label: nil, batch: nil,
-                         clientTags: author.clientTags, into: &buffer)
+            writeMessage(message, isAccount: author.isAccount, features: features, batch: nil, clientTags: author.clientTags, into: &buffer)
         case .tags(let tags, let author):
-            writeTagMessage(tags, author: author, features: features, label: nil, into: &buffer)
+            writeTagMessage(tags, author: author, features: features, into: &buffer)
         case .presence(let presence):
-            writeTags(time: presence.timestamp, msgid: nil, account: nil, features: features, label: nil, batch: nil, into: &buffer)
+            writeTags(time: presence.timestamp, msgid: nil, account: nil, features: features, batch: nil, into: &buffer)
             buffer.writeStaticString(":")
             writeSource(presence.name, into: &buffer)
             switch (presence.event, presence.isQuit) {
@@ -45,7 +44,7 @@ enum IRCEncoding {
 
     /// A stored message as PRIVMSG lines: one per line of its text, each within IRC's 512 bytes
     /// (an action is a CTCP ACTION on every line).
-    static func writeMessage(_ message: ChatMessage, isAccount: Bool, features: IRCFeatures, label: String?, batch: String?,
+    static func writeMessage(_ message: ChatMessage, isAccount: Bool, features: IRCFeatures, batch: String?,
                              clientTags: String = "", into buffer: inout ByteBuffer) {
         let target = target(of: message)
         let source = source(message.from)
@@ -54,7 +53,7 @@ enum IRCEncoding {
         let pieces = fastSplit(message.text, maxBytes: budget)
         for (index, piece) in pieces.enumerated() {
             writeTags(time: message.timestamp, msgid: message.id, account: isAccount ? message.from : nil, features: features,
-                      label: index == 0 ? label : nil, batch: batch, clientTags: index == 0 ? clientTags : "", into: &buffer)
+                      batch: batch, clientTags: index == 0 ? clientTags : "", into: &buffer)
             buffer.writeStaticString(":")
             buffer.writeString(source)
             buffer.writeStaticString(" PRIVMSG ")
@@ -67,10 +66,10 @@ enum IRCEncoding {
     }
 
     /// `TAGMSG`, for clients that take tags (`message-tags`); nothing for the others.
-    static func writeTagMessage(_ tags: RoomEvent.TagMessage, author: RoomEvent.Author, features: IRCFeatures, label: String?,
+    static func writeTagMessage(_ tags: RoomEvent.TagMessage, author: RoomEvent.Author, features: IRCFeatures,
                                 into buffer: inout ByteBuffer) {
         guard features.contains(.messageTags) else { return }
-        writeTags(time: tags.timestamp, msgid: nil, account: author.isAccount ? tags.from : nil, features: features, label: label,
+        writeTags(time: tags.timestamp, msgid: nil, account: author.isAccount ? tags.from : nil, features: features,
                   batch: nil, clientTags: author.clientTags, into: &buffer)
         buffer.writeStaticString(":")
         writeSource(tags.from, into: &buffer)
@@ -98,7 +97,7 @@ enum IRCEncoding {
     }
 
     /// The tags a client asked for, in one `@...` prefix (nothing when none applies).
-    static func writeTags(time: Int64?, msgid: Int64?, account: String?, features: IRCFeatures, label: String?, batch: String?,
+    static func writeTags(time: Int64?, msgid: Int64?, account: String?, features: IRCFeatures, batch: String?,
                           clientTags: String = "", into buffer: inout ByteBuffer) {
         var separator = UInt8(ascii: "@")
         func next(_ buffer: inout ByteBuffer) {
@@ -109,11 +108,6 @@ enum IRCEncoding {
             next(&buffer)
             buffer.writeStaticString("batch=")
             buffer.writeString(batch)
-        }
-        if let label {
-            next(&buffer)
-            buffer.writeStaticString("label=")
-            buffer.writeString(escapedTagValue(label))
         }
         if let time, features.contains(.serverTime) {
             next(&buffer)

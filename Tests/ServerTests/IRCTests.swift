@@ -452,6 +452,19 @@ import Testing
             let inside = try alice.read(until: "BATCH -\(id)") { $0.command == "BATCH" && $0.parameters.first == "-" + id }
             #expect(inside.contains { $0.command == "JOIN" && $0.tag("batch") == id })
             #expect(inside.contains { $0.command == "366" && $0.tag("batch") == id })
+            // A line that fits the client's 512 bytes but not the echo's (which adds the source):
+            // echoed as two lines, which are the answer, so they come in a batch.
+            alice.send("@label=long PRIVMSG #lobby :" + String(repeating: "w", count: 490))
+            let echoOpening = try alice.read(until: "BATCH") { $0.command == "BATCH" }.last!
+            #expect(echoOpening.tag("label") == "long")
+            let echoID = String(echoOpening.parameters[0].dropFirst())
+            let echoed = try alice.read(until: "BATCH -\(echoID)") { $0.command == "BATCH" && $0.parameters.first == "-" + echoID }
+            let lines = echoed.filter { $0.command == "PRIVMSG" }
+            #expect(lines.count >= 2 && lines.allSatisfy { $0.tag("batch") == echoID && $0.tag("label") == nil })
+            // A single echoed line carries the label itself.
+            alice.send("@label=short PRIVMSG #lobby :short")
+            let short = try alice.read(until: "PRIVMSG").last!
+            #expect(short.tag("label") == "short" && short.text == "short")
         }
     }
 

@@ -12,9 +12,7 @@ import Testing
             {"irc":{"enabled":true,"port":0},"limits":{"rate":null,"loginTimeoutSeconds":0},"log":{"messages":false}}
             """)
         let server = try ServerProcess(config: scratch.file("config.json"))
-        #expect(server.child.stdout.wait(for: "irc listening on 127.0.0.1:"))
-        let announced = server.child.stdout.text.split(separator: "\n").first { $0.hasPrefix("irc listening on ") }
-        let ircPort = try #require(announced?.split(separator: ":").last.flatMap { Int($0) })
+        let ircPort = try server.announcedPort(of: "irc")
 
         let bob = try server.user("bob")
         try bob.join("lobby")

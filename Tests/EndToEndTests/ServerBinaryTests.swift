@@ -170,9 +170,7 @@ import Glibc
         let scratch = try Scratch()
         try scratch.write("config.json", #"{"metrics":{"enabled":true,"port":0},"log":{"messages":false}}"#)
         let server = try ServerProcess(config: scratch.file("config.json"))
-        #expect(server.child.stdout.wait(for: "metrics listening on 127.0.0.1:"))
-        let line = server.child.stdout.text.split(separator: "\n").first { $0.hasPrefix("metrics listening on ") } ?? ""
-        let port = try #require(line.split(separator: ":").last.flatMap { Int($0) })
+        let port = try server.announcedPort(of: "metrics")
         #expect(port != server.port && port > 0)
         let scrape = try shell("exec 3<>/dev/tcp/127.0.0.1/\(port); printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
         #expect(scrape.out.contains("chat_connections"), "\(scrape.out)")

@@ -157,6 +157,18 @@ final class ServerProcess: @unchecked Sendable {
         self.port = port
     }
 
+    /// The port of the `listener` (`irc`, `web`, `metrics`) from its `LISTENER listening on
+    /// HOST:PORT` line, once printed.
+    func announcedPort(of listener: String) throws -> Int {
+        let prefix = "\(listener) listening on 127.0.0.1:"
+        guard child.stdout.wait(for: prefix),
+              let line = child.stdout.text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }),
+              let port = Int(line.dropFirst(prefix.count)) else {
+            throw StartFailure(description: "no \(prefix)PORT line; stdout: \(child.stdout.text)")
+        }
+        return port
+    }
+
     func client() throws -> LineClient {
         try LineClient(port: port)
     }

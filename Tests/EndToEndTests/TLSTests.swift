@@ -108,9 +108,7 @@ func servedSubject(port: Int) throws -> String {
              "limits":{"loginTimeoutSeconds":0},"log":{"messages":false}}
             """#)
         let server = try ServerProcess(config: scratch.file("config.json"))
-        #expect(server.child.stdout.wait(for: "irc listening on 127.0.0.1:"))
-        let announced = server.child.stdout.text.split(separator: "\n").first { $0.hasPrefix("irc listening on ") }
-        let ircPort = try #require(announced?.split(separator: ":").last.flatMap { Int($0) })
+        let ircPort = try server.announcedPort(of: "irc")
         #expect(try servedSubject(port: ircPort).contains("CN = irc"))
         // QUIT waits behind the login, so the session ends by itself after its welcome.
         let session = try shell("""
@@ -132,9 +130,7 @@ func servedSubject(port: Int) throws -> String {
              "log":{"messages":false}}
             """#)
         let server = try ServerProcess(config: scratch.file("config.json"))
-        #expect(server.child.stdout.wait(for: "web listening on 127.0.0.1:"))
-        let announced = server.child.stdout.text.split(separator: "\n").first { $0.hasPrefix("web listening on ") }
-        let webPort = try #require(announced?.split(separator: ":").last.flatMap { Int($0) })
+        let webPort = try server.announcedPort(of: "web")
         #expect(try servedSubject(port: webPort).contains("CN = web"))
         let health = try shell("""
             printf 'GET /healthz HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' \

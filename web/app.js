@@ -20,8 +20,6 @@ const state = {
   backoff: 0,
   reconnectTimer: null,
   signedOut: false,
-  passwordRequired: false,
-  welcomed: false,
 };
 
 /// A conversation's key: "#room", or "@name" in lower case (user names are case-insensitive).
@@ -52,7 +50,6 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const socket = new WebSocket(scheme + location.host + "/ws");
   state.socket = socket;
-  state.welcomed = false;
   socket.onmessage = (event) => {
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
@@ -90,9 +87,8 @@ function handle(frame) {
   }
   switch (frame.type) {
     case "greeting":
-      state.passwordRequired = !!frame.password_required;
       $("server-name").textContent = frame.server;
-      $("server-password-row").hidden = !state.passwordRequired;
+      $("server-password-row").hidden = !frame.password_required;
       if (state.credentials) login(state.credentials);
       break;
     case "message": receive(frame); break;
@@ -129,7 +125,6 @@ function login(credentials) {
 function welcomed(welcome, credentials) {
   state.me = welcome.name;
   state.account = !!welcome.account;
-  state.welcomed = true;
   state.backoff = 0;
   store.setItem("chat.name", welcome.name);
   $("me-name").textContent = welcome.name + (state.account ? "" : " (guest)");
@@ -202,6 +197,9 @@ function replayed(c, frame) {
   for (const m of frame.messages) add(c, m, true, true);
   if (c.key === state.active) { showLatest(c); if (c.atBottom) markRead(c); }
   renderSidebar();
+  const waiting = c.afterReplay || [];
+  c.afterReplay = [];
+  waiting.forEach((f) => f());
 }
 
 function leave(c) {
@@ -442,28 +440,26 @@ function search(query) {
 /// Opens the message's conversation with the message in view, its history loaded up to it.
 function jumpTo(m) {
   const key = norm(keyOf(m));
-  const go = () => {
-    const c = conversation(key);
-    activate_(key);
-    const reveal = () => {
-      const index = c.messages.findIndex((x) => x.id === m.id);
-      if (index < 0) {
-        if (c.hasOlder && (!c.messages.length || c.messages[0].id > m.id)) return loadOlder(c, reveal);
-        return notice("That message is no longer in the history.");
-      }
-      c.window.start = Math.max(0, index - MAX_DOM_MESSAGES / 2);
-      c.window.end = Math.min(c.messages.length, c.window.start + MAX_DOM_MESSAGES);
-      c.highlight = m.id;
-      render(c);
-      const node = $("messages").querySelector('[data-id="' + m.id + '"]');
-      if (node) { node.scrollIntoView({ block: "center" }); node.focus(); }
-    };
-    if (c.isRoom && !c.joined) { const wait = setInterval(() => { if (c.joined && !c.awaitingReplay) { clearInterval(wait); reveal(); } }, 50); }
-    else reveal();
-  };
   if (m.room && !state.conversations.has(key)) join(m.room, false);
   else if (!m.room) conversation(keyOf(m)).listed = true;
-  go();
+  const c = conversation(key);
+  activate_(key);
+  const reveal = () => {
+    const index = c.messages.findIndex((x) => x.id === m.id);
+    if (index < 0) {
+      if (c.hasOlder && (!c.messages.length || c.messages[0].id > m.id)) return loadOlder(c, reveal);
+      return notice("That message is no longer in the history.");
+    }
+    c.window.start = Math.max(0, index - MAX_DOM_MESSAGES / 2);
+    c.window.end = Math.min(c.messages.length, c.window.start + MAX_DOM_MESSAGES);
+    c.highlight = m.id;
+    render(c);
+    const node = $("messages").querySelector('[data-id="' + m.id + '"]');
+    if (node) { node.scrollIntoView({ block: "center" }); node.focus(); }
+  };
+  // A room being joined: once its replay is in (the history pages need the membership).
+  if (c.isRoom && (!c.joined || c.awaitingReplay)) (c.afterReplay ||= []).push(reveal);
+  else reveal();
   if (window.matchMedia("(max-width: 700px)").matches) $("search-panel").hidden = true;
 }
 

@@ -283,6 +283,8 @@ def run(server_binary, screenshots):
         # A mention and a direct message: badges on the other side.
         alice.type("/join side")
         alice.wait(lambda d: d.find_element(By.ID, "title").text == "#side", "#side")
+        alice.type("a word said only in the side room: quokka")
+        alice.wait_text("a word said only in the side room: quokka")
         # alice's tab is hidden and she allowed notifications (the browser's side is stubbed: a
         # headless browser has no desktop to show them on).
         alice.js("""window.__notes = [];
@@ -321,6 +323,15 @@ def run(server_binary, screenshots):
         bob.driver.find_element(By.CSS_SELECTOR, "#search-items button.result[data-id='%d']" % early[3]).click()
         bob.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .line.highlight[data-id='%d']" % early[3]),
                  "the old message highlighted")
+        # A result in a room bob is not in: the click joins it, then shows the message.
+        bob.el("search-input").clear()
+        bob.el("search-input").send_keys("quokka", Keys.ENTER)
+        bob.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#search-items button.result"), "the side room's result")
+        bob.driver.find_element(By.CSS_SELECTOR, "#search-items button.result").click()
+        bob.wait(lambda d: d.find_element(By.ID, "title").text == "#side", "#side opened")
+        bob.wait(lambda d: any("quokka" in e.text for e in d.find_elements(By.CSS_SELECTOR, "#messages .line.highlight")),
+                 "the side room's message highlighted")
+        bob.open_room("lobby")
         print("ok: search, and jumping to results")
 
         # XSS: markup in a message is text, and only http(s) links are links.

@@ -4,19 +4,25 @@ import Storage
 
 /// Saying things: room messages and direct messages, stored before anyone sees them.
 extension Session {
-    func say(_ text: String, kind: MessageKind, in requestedRoom: String, user: UserRecord, clientTags: String = "", re: RequestID?) {
+    /// The membership of `requestedRoom` this session speaks through, or nil after answering
+    /// why it cannot (not a room name, not joined).
+    private func subscription(toSpeakIn requestedRoom: String, re: RequestID?) -> Subscription? {
         guard let roomName = Names.canonicalRoom(requestedRoom) else {
             output?.sendError(ProtocolError(.invalidRoom, "\"\(requestedRoom)\" is not a room name", re: re))
-            return
+            return nil
         }
         guard let subscription = subscriptions[roomName] else {
             output?.sendError(ProtocolError(.notInRoom, "join #\(roomName) before speaking in it", re: re))
-            return
+            return nil
         }
-        guard admitMessage(text, re: re) else { return }
+        return subscription
+    }
+
+    func say(_ text: String, kind: MessageKind, in requestedRoom: String, user: UserRecord, clientTags: String = "", re: RequestID?) {
+        guard let subscription = subscription(toSpeakIn: requestedRoom, re: re), admitMessage(text, re: re) else { return }
         let room = subscription.room
         let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text, authorName: user.name)
-        let shardIndex = server.shardIndex(forRoom: roomName)
+        let shardIndex = server.shardIndex(forRoom: room.name)
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
@@ -72,16 +78,9 @@ extension Session {
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         switch target {
         case .room(let requestedRoom):
-            guard let roomName = Names.canonicalRoom(requestedRoom) else {
-                output?.sendError(ProtocolError(.invalidRoom, "\"\(requestedRoom)\" is not a room name", re: re))
-                return
-            }
-            guard subscriptions[roomName] != nil else {
-                output?.sendError(ProtocolError(.notInRoom, "join #\(roomName) before speaking in it", re: re))
-                return
-            }
+            guard let roomName = subscription(toSpeakIn: requestedRoom, re: re)?.room.name else { return }
             let event = RoomEvent.tags(RoomEvent.TagMessage(room: roomName, to: nil, from: user.name, timestamp: Timestamp.now()), author: author)
-            let shard = server.shards[server.shardIndex(forRoom: roomName)]
+            let shard = server.shard(forRoom: roomName)
             shard.eventLoop.execute { shard.relay(event, in: roomName) }
         case .user(let recipient):
             guard let holder = Names.isValidUserName(recipient, maximumLength: 64) ? server.registry.holder(of: recipient) : nil else {

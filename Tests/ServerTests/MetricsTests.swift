@@ -6,37 +6,6 @@ import Testing
 import Glibc
 #endif
 
-/// One HTTP/1.1 GET to 127.0.0.1:`port`; the status code and the body.
-func httpGet(port: Int, path: String, method: String = "GET") throws -> (status: Int, body: String) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EIO) }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 30, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-    _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    var response: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = read(fd, &chunk, chunk.count)
-        if count <= 0 { break }
-        response += chunk[..<count]
-    }
-    let text = String(decoding: response, as: UTF8.self)
-    guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EPROTO) }
-    let statusLine = text[..<split.lowerBound].split(separator: "\r\n").first ?? ""
-    let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
-    return (status, String(text[split.upperBound...]))
-}
-
 /// Prometheus text exposition, parsed: sample name with labels → value. Throws on any line
 /// that is neither a comment nor a well-formed sample.
 func parsePrometheus(_ text: String) throws -> [String: Double] {
@@ -79,7 +48,7 @@ func parsePrometheus(_ text: String) throws -> [String: Double] {
             _ = try bob.request(["type": "say", "to": "alice", "text": "direct"])
             #expect(try alice.next("message").text == "direct")
 
-            let (status, body) = try httpGet(port: port, path: "/metrics")
+            let (status, _, body) = try httpRequest(port, "/metrics")
             #expect(status == 200)
             let samples = try parsePrometheus(body)
             #expect(samples["chat_messages_stored_total"] == 6)
@@ -97,8 +66,8 @@ func parsePrometheus(_ text: String) throws -> [String: Double] {
             #expect((samples["process_resident_memory_bytes"] ?? 0) > 1_000_000)
             #expect(body.contains("# TYPE chat_messages_stored_total counter"))
 
-            #expect(try httpGet(port: port, path: "/").status == 404)
-            #expect(try httpGet(port: port, path: "/metrics", method: "POST").status == 405)
+            #expect(try httpRequest(port, "/").status == 404)
+            #expect(try httpRequest(port, "/metrics", method: "POST").status == 405)
             let chat = try server.client()
             #expect(try chat.next().type == "greeting", "the chat listener is not the metrics one")
         }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Server
 import Storage
+import Testing
 
 /// A real server in this process, on 127.0.0.1 and a free port, with its database in a fresh
 /// temporary folder (or in memory).
@@ -135,4 +136,25 @@ func floodUntilDropped(_ server: TestServer, member: String) throws -> Bool {
         if dropped { return true }
     }
     return false
+}
+
+/// One HTTP/1.1 request on a connection of its own (`Connection: close`): the status, the
+/// headers (names in lower case) and the body's lines.
+func httpRequest(_ port: Int, _ path: String, method: String = "GET", headers: [String] = [], body: String = "") throws
+    -> (status: Int, headers: [String: String], body: String) {
+    let client = try LineClient(port: port)
+    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+    for header in headers { request += header + "\r\n" }
+    if !body.isEmpty { request += "Content-Length: \(body.utf8.count)\r\n" }
+    client.send(bytes: Array((request + "\r\n" + body).utf8))
+    var lines: [String] = []
+    while let line = try client.nextLine() { lines.append(line.hasSuffix("\r") ? String(line.dropLast()) : line) }
+    let status = try #require(lines.first.flatMap { Int($0.split(separator: " ")[1]) })
+    let blank = lines.firstIndex(of: "") ?? lines.count
+    var fields: [String: String] = [:]
+    for line in lines[1..<blank] {
+        let parts = line.split(separator: ":", maxSplits: 1)
+        fields[parts[0].lowercased()] = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+    }
+    return (status, fields, lines[min(blank + 1, lines.count)...].joined(separator: "\n"))
 }

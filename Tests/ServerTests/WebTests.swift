@@ -19,26 +19,6 @@ import Testing
         }
     }
 
-    /// One HTTP/1.1 request on a connection of its own: the status line, headers and body.
-    func http(_ port: Int, _ path: String, method: String = "GET", headers: [String] = [], body: String = "") throws
-        -> (status: Int, headers: [String: String], body: String) {
-        let client = try LineClient(port: port)
-        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
-        for header in headers { request += header + "\r\n" }
-        if !body.isEmpty { request += "Content-Length: \(body.utf8.count)\r\n" }
-        client.send(bytes: Array((request + "\r\n" + body).utf8))
-        var lines: [String] = []
-        while let line = try client.nextLine() { lines.append(line.hasSuffix("\r") ? String(line.dropLast()) : line) }
-        let status = try #require(lines.first.flatMap { Int($0.split(separator: " ")[1]) })
-        let blank = lines.firstIndex(of: "") ?? lines.count
-        var fields: [String: String] = [:]
-        for line in lines[1..<blank] {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            fields[parts[0].lowercased()] = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
-        }
-        return (status, fields, lines[min(blank + 1, lines.count)...].joined(separator: "\n"))
-    }
-
     @Test func nativeFramesOverWebSocketBesideTCP() async throws {
         try await withWebServer { server, port in
             let browser = try LineClient(webSocketPort: port)
@@ -115,7 +95,7 @@ import Testing
 
     @Test func httpServesThePageHealthAndClearRefusals() async throws {
         try await withWebServer { server, port in
-            let page = try http(port, "/")
+            let page = try httpRequest(port, "/")
             #expect(page.status == 200)
             #expect(page.headers["content-type"] == "text/html; charset=utf-8")
             let policy = try #require(page.headers["content-security-policy"])
@@ -124,24 +104,24 @@ import Testing
             // Every script and style is linked by its content's version, and then cached for good.
             let start = try #require(page.body.range(of: "src=\"/app.js?v="))
             let script = page.body[page.body.index(start.lowerBound, offsetBy: 5)...].prefix { $0 != "\"" }
-            let asset = try http(port, String(script))
+            let asset = try httpRequest(port, String(script))
             #expect(asset.status == 200)
             #expect(asset.headers["content-type"] == "text/javascript; charset=utf-8")
             #expect(asset.headers["cache-control"]?.contains("immutable") == true)
-            #expect(try http(port, "/app.js").headers["cache-control"] == "no-cache")
+            #expect(try httpRequest(port, "/app.js").headers["cache-control"] == "no-cache")
 
-            let health = try http(port, "/healthz")
+            let health = try httpRequest(port, "/healthz")
             #expect(health.status == 200)
             #expect(health.body.contains(#""status":"ok""#))
 
-            #expect(try http(port, "/nothing-here").status == 404)
-            #expect(try http(port, "/../../etc/passwd").status == 404)
-            #expect(try http(port, "/", method: "DELETE").status == 405)
-            #expect(try http(port, "/", method: "POST", body: String(repeating: "b", count: 10_000)).status == 413)
-            #expect(try http(port, "/ws").status == 426)
+            #expect(try httpRequest(port, "/nothing-here").status == 404)
+            #expect(try httpRequest(port, "/../../etc/passwd").status == 404)
+            #expect(try httpRequest(port, "/", method: "DELETE").status == 405)
+            #expect(try httpRequest(port, "/", method: "POST", body: String(repeating: "b", count: 10_000)).status == 413)
+            #expect(try httpRequest(port, "/ws").status == 426)
             let upgrade = ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
-            #expect(try http(port, "/ws", headers: upgrade + ["Origin: http://evil.example"]).status == 403)
-            #expect(try http(port, "/ws", headers: Array(upgrade.dropLast()) + ["Sec-WebSocket-Version: 8"]).status == 400)
+            #expect(try httpRequest(port, "/ws", headers: upgrade + ["Origin: http://evil.example"]).status == 403)
+            #expect(try httpRequest(port, "/ws", headers: Array(upgrade.dropLast()) + ["Sec-WebSocket-Version: 8"]).status == 400)
             #expect(throws: LineClient.HandshakeRefused.self) { _ = try LineClient(webSocketPort: port, origin: "null") }
             // The page's own origin is welcome.
             let sameOrigin = try LineClient(webSocketPort: port, origin: "http://127.0.0.1:\(port)")
@@ -171,7 +151,7 @@ import Testing
             let huge = try LineClient(port: port)
             huge.send(bytes: Array(("GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 200_000) + "\r\n\r\n").utf8))
             _ = try? huge.readUntilClosed()
-            #expect(try http(port, "/healthz").status == 200)
+            #expect(try httpRequest(port, "/healthz").status == 200)
         }
     }
 
@@ -206,7 +186,7 @@ import Testing
 
             // The bystander noticed nothing and still talks.
             #expect(try bystander.say("still here").text == "still here")
-            let health = try http(port, "/healthz")
+            let health = try httpRequest(port, "/healthz")
             #expect(health.status == 200)
         }
     }
@@ -221,16 +201,16 @@ import Testing
                 while let line = try client.nextLine(), !line.hasPrefix(#"{"status""#) {}
                 held.append(client)
             }
-            let refused = try http(port, "/healthz")
+            let refused = try httpRequest(port, "/healthz")
             #expect(refused.status == 503)
             #expect(refused.body.contains("not logged in"))
             // One closes: a WebSocket may come in, and once upgraded it counts as a chat
             // connection (and, logged in, as none): the slot is free again.
             held.removeFirst()
-            try await waitUntil("the closed connection released") { try http(port, "/healthz").status == 200 }
+            try await waitUntil("the closed connection released") { try httpRequest(port, "/healthz").status == 200 }
             let browser = try LineClient(webSocketPort: port)
             try browser.login("counted")
-            #expect(try http(port, "/healthz").status == 200)
+            #expect(try httpRequest(port, "/healthz").status == 200)
             _ = held
         }
     }
@@ -291,7 +271,7 @@ import Testing
                 _ = try? client.nextLine(timeout: 0.3)
             }
             #expect(try bystander.say("still here").text == "still here")
-            #expect(try http(port, "/healthz").status == 200)
+            #expect(try httpRequest(port, "/healthz").status == 200)
             #expect(try server.user("newcomer").join("lobby").joined.type == "joined")
         }
     }

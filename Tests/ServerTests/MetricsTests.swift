@@ -2,9 +2,6 @@ import ChatTestSupport
 import Foundation
 import Storage
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Prometheus text exposition, parsed: sample name with labels → value. Throws on any line
 /// that is neither a comment nor a well-formed sample.

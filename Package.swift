@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "PostgresStorage",
             dependencies: [
-                "ChatProtocol",
+                "ChatProtocol", "Storage",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -118,7 +118,7 @@ let package = Package(
             name: "chat-server",
             dependencies: [
                 "CMallocTuning",
-                "Server", "ChatConfiguration",
+                "Server", "ChatConfiguration", "Storage", "PostgresStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -36,8 +36,8 @@ public struct PostgresAppendBenchmark: AsyncParsableCommand {
             PostgresStore(host: "127.0.0.1", port: port, username: user, database: database, connections: max(2, self.writers / self.nodes + 1))
         }
         try await stores[0].migrate()
-        let room = try await stores[0].room(named: "bench")
-        let author = try await stores[0].user(named: "bench")
+        let room = try await stores[0].roomID(named: "bench")
+        let author = try await stores[0].userID(named: "bench")
         let before = try await stores[0].newestMessageID()
         let words = ["deploy", "friday", "lunch", "build", "release", "coffee", "review", "merge", "test", "ship"]
         let (messages, batch, size, writers) = (self.messages, self.batch, self.size, self.writers)

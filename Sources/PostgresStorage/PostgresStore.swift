@@ -1,14 +1,20 @@
 import ChatProtocol
+import Foundation
 import Logging
 import PostgresNIO
+import Storage
+import Synchronization
 
-/// Messages on PostgreSQL (`database.postgres`), for several chat-server nodes on one database.
+/// The chat history on PostgreSQL (`database.postgres`): any number of chat-server nodes on one
+/// database serve as one.
 ///
-/// This is the first part of issue 14: the schema (`migrations/postgres/`), users and rooms, and
-/// appends whose ids follow commit order across any number of connections and processes (the
-/// guarantee the room fan-out between nodes needs), with reads by id range. It is not wired into
-/// chat-server yet.
-public final class PostgresStore: Sendable {
+/// - Message ids follow commit order across every node (the one-row `message_ids` counter,
+///   below), and every append announces its id range with `pg_notify`.
+/// - Each node follows every node's commits (`followCommits`): it reads the announced ranges in
+///   order and fans them out to its own members, its own messages included.
+/// - Live names are leased across nodes with advisory locks (`leaseName`), which PostgreSQL
+///   drops by itself when a node's connection dies.
+public final class PostgresStore: SharedChatStore {
     /// A message to store.
     public struct Draft: Sendable {
         public let roomID: Int64
@@ -34,9 +40,15 @@ public final class PostgresStore: Sendable {
         public let text: String
     }
 
-    private let client: PostgresClient
+    let client: PostgresClient
     private let runner: Task<Void, Never>
-    private let logger: Logger
+    let logger: Logger
+    let committer: PostgresCommitter
+    let leases: PostgresNameLeases
+    /// Conversation rooms by their two user ids (low, high): made once, never changed.
+    let conversationRooms = Mutex<[PairKey: Int64]>([:])
+    struct PairKey: Hashable { let low: Int64, high: Int64 }
+    public let location: String
 
     /// Connects (a pool of up to `connections`) to the database at `host:port`.
     public init(host: String, port: Int, username: String, password: String? = nil, database: String,
@@ -53,14 +65,49 @@ public final class PostgresStore: Sendable {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
+        self.location = "postgres://\(username)@\(host):\(port)/\(database)"
         runner = Task { await client.run() }
+        let connection = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
+                                                          database: database, tls: .disable)
+        leases = PostgresNameLeases(configuration: connection, logger: logger)
+        committer = PostgresCommitter()
+        committer.store = self
+    }
+
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`) and applies the
+    /// migrations it lacks.
+    public static func open(url: String, connections: Int = 8, logger: Logger? = nil) async throws -> PostgresStore {
+        let parts = try PostgresURL(url)
+        let store = PostgresStore(host: parts.host, port: parts.port, username: parts.user, password: parts.password,
+                                  database: parts.database, connections: connections, logger: logger)
+        do {
+            try await store.migrate()
+        } catch {
+            await store.shutdown()
+            throw error
+        }
+        return store
     }
 
     /// Closes the pool.
     public func shutdown() async {
+        await leases.close()
         runner.cancel()
         _ = await runner.value
     }
+
+    public func close() {
+        committer.close()
+        let leases = self.leases
+        let runner = self.runner
+        // The pool's task ends once cancelled; nothing waits for it on a server's way out.
+        Task {
+            await leases.close()
+            runner.cancel()
+        }
+    }
+
+    // MARK: Migrations
 
     /// Applies the migrations not applied yet, in order, and returns their names. Several nodes
     /// starting at once apply each migration exactly once: one transaction, serialized by a
@@ -75,6 +122,9 @@ public final class PostgresStore: Sendable {
             for try await name in try await connection.query("SELECT name FROM schema_migrations", logger: logger).decode(String.self) {
                 done.insert(name)
             }
+            let known = Set(Self.migrations.map(\.name))
+            let unknown = done.subtracting(known).sorted()
+            if !unknown.isEmpty { throw StorageError.unknownMigrations(unknown) }
             var applied: [String] = []
             for migration in Self.migrations where !done.contains(migration.name) {
                 for statement in Self.statements(of: migration.sql) {
@@ -86,6 +136,15 @@ public final class PostgresStore: Sendable {
             }
             return applied
         }
+    }
+
+    /// The migrations recorded in the database, in order.
+    public func appliedMigrations() async throws -> [String] {
+        var names: [String] = []
+        for try await name in try await client.query("SELECT name FROM schema_migrations ORDER BY name", logger: logger).decode(String.self) {
+            names.append(name)
+        }
+        return names
     }
 
     /// A migration's statements, one by one (the extended protocol takes one at a time): split at
@@ -112,27 +171,16 @@ public final class PostgresStore: Sendable {
         EmbeddedMigrations.all.map { (String($0.name.dropLast(".sql".count)), $0.text) }
     }
 
+    // MARK: Appends
+
     /// The id of the user `name` (case-insensitive), created on first use.
-    public func user(named name: String) async throws -> Int64 {
-        let now = Timestamp.now()
-        let rows = try await client.query("""
-            INSERT INTO users (name, name_key, first_seen, last_seen) VALUES (\(name), \(name.lowercased()), \(now), \(now))
-            ON CONFLICT (name_key) DO UPDATE SET last_seen = EXCLUDED.last_seen
-            RETURNING id
-            """, logger: logger)
-        for try await id in rows.decode(Int64.self) { return id }
-        throw PostgresStoreError("no user id returned")
+    public func userID(named name: String) async throws -> Int64 {
+        try await upsertUser(name: name).id
     }
 
     /// The id of the room `name`, created on first use.
-    public func room(named name: String) async throws -> Int64 {
-        let rows = try await client.query("""
-            INSERT INTO rooms (name, created) VALUES (\(name), \(Timestamp.now()))
-            ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
-            RETURNING id
-            """, logger: logger)
-        for try await id in rows.decode(Int64.self) { return id }
-        throw PostgresStoreError("no room id returned")
+    public func roomID(named name: String) async throws -> Int64 {
+        try await upsertRoom(name: name, isDirect: false).id
     }
 
     /// Stores `drafts` in one transaction and returns their ids and time, in order. The ids come
@@ -144,7 +192,7 @@ public final class PostgresStore: Sendable {
         let now = Timestamp.now()
         let count = Int64(drafts.count)
         let rooms = drafts.map(\.roomID), users = drafts.map(\.userID)
-        let kinds = drafts.map { Int16($0.kind == .action ? 1 : 0) }, texts = drafts.map(\.text)
+        let kinds = drafts.map { Self.kindCode($0.kind) }, texts = drafts.map(\.text)
         // One statement in an explicit transaction: the ids (the counter's row lock, held until
         // this commits), the rows, and the announcement of the range (delivered to listeners only
         // once this commits, in commit order). Explicit, so the answer comes after COMMIT has
@@ -174,30 +222,36 @@ public final class PostgresStore: Sendable {
         }
     }
 
+    static func kindCode(_ kind: MessageKind) -> Int16 { kind == .action ? 1 : 0 }
+    static func kind(_ code: Int16) -> MessageKind { code == 1 ? .action : .text }
+
     /// The notification channel every append announces its ids on: the payload is `first-last`.
     public static let commitChannel = "chat_commits"
 
     /// Calls `onCommit` with the ids of every append committed from now on, by any node, in
     /// commit order (which is id order: the ranges follow each other without gaps), until the
     /// task is cancelled or `onCommit` throws. `onListening` is called once the listener is
-    /// registered: appends committed after it are all announced. Only the small range travels;
-    /// the messages are read by id range (`messages(after:upTo:)`).
+    /// registered: appends committed after it are all announced.
     public func listenForCommits(onListening: @Sendable () -> Void = {},
                                  _ onCommit: @Sendable (ClosedRange<Int64>) async throws -> Void) async throws {
         try await client.withConnection { connection in
             try await connection.listen(on: Self.commitChannel) { notifications in
                 onListening()
                 for try await notification in notifications {
-                    let bounds = notification.payload.split(separator: "-").compactMap { Int64($0) }
-                    guard bounds.count == 2, bounds[0] <= bounds[1] else { continue }
-                    try await onCommit(bounds[0]...bounds[1])
+                    guard let range = Self.range(notification.payload) else { continue }
+                    try await onCommit(range)
                 }
             }
         }
     }
 
-    /// The messages with ids in `after+1 ... upTo`, oldest first, at most `limit`: how a node reads
-    /// what another node committed (the range a notification names).
+    static func range(_ payload: String) -> ClosedRange<Int64>? {
+        let bounds = payload.split(separator: "-").compactMap { Int64($0) }
+        guard bounds.count == 2, bounds[0] <= bounds[1] else { return nil }
+        return bounds[0]...bounds[1]
+    }
+
+    /// The messages with ids in `after+1 ... upTo`, oldest first, at most `limit`.
     public func messages(after: Int64, upTo: Int64 = .max, limit: Int = 10_000) async throws -> [Stored] {
         let rows = try await client.query("""
             SELECT id, room_id, user_id, ts, kind, text FROM messages
@@ -205,7 +259,7 @@ public final class PostgresStore: Sendable {
             """, logger: logger)
         var stored: [Stored] = []
         for try await (id, room, user, ts, kind, text) in rows.decode((Int64, Int64, Int64, Int64, Int16, String).self) {
-            stored.append(Stored(id: id, roomID: room, userID: user, timestamp: ts, kind: kind == 1 ? .action : .text, text: text))
+            stored.append(Stored(id: id, roomID: room, userID: user, timestamp: ts, kind: Self.kind(kind), text: text))
         }
         return stored
     }
@@ -216,9 +270,145 @@ public final class PostgresStore: Sendable {
         for try await id in rows.decode(Int64.self) { return id }
         return 0
     }
+
+    // MARK: The commit feed
+
+    /// Every node's commits after `after`, in id order, to `deliver`; see `SharedChatStore`.
+    /// A notification only says how far to read: the rows are read by id range, from the last
+    /// delivered id, so a lost notification (a reconnect) loses nothing, and one read covers
+    /// however many ranges arrived meanwhile.
+    public func followCommits(after: Int64, onListening: @escaping @Sendable () -> Void,
+                              _ deliver: @escaping @Sendable ([FeedMessage]) -> Void) async {
+        let delivered = FeedPosition(after)
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                if delivered.announced { failures = 0 }
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.commitChannel) { notifications in
+                        // What committed before the listen took effect is read now.
+                        try await self.catchUp(delivered, to: try await self.newestMessageID(), deliver)
+                        if !delivered.announced {
+                            delivered.announced = true
+                            onListening()
+                        }
+                        for try await notification in notifications {
+                            guard let range = Self.range(notification.payload) else { continue }
+                            try await self.catchUp(delivered, to: range.upperBound, deliver)
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { break }
+                failures += 1
+                if failures == 1 { logger.error("the commit feed lost the database, reconnecting: \(String(reflecting: error))") }
+                try? await Task.sleep(for: .milliseconds(min(2_000, 50 * failures)))
+            }
+        }
+    }
+
+    /// Delivers the messages after `delivered` up to `upTo`, and moves `delivered` there.
+    private func catchUp(_ delivered: FeedPosition, to upTo: Int64, _ deliver: @Sendable ([FeedMessage]) -> Void) async throws {
+        var from = delivered.id
+        guard upTo > from else { return }
+        // This node's appends that may have committed up to here have run their completions
+        // (the server registered their authors) before their messages are delivered.
+        await committer.settled()
+        while from < upTo {
+            let page = try await feedMessages(after: from, upTo: upTo, limit: 2_000)
+            if !page.isEmpty { deliver(page) }
+            from = page.count < 2_000 ? upTo : page.last!.message.id
+            delivered.id = from
+        }
+    }
+
+    func feedMessages(after: Int64, upTo: Int64, limit: Int) async throws -> [FeedMessage] {
+        let rows = try await client.query("""
+            SELECT m.id, m.ts, r.name, u.name, m.kind, m.text,
+                CASE WHEN r.is_direct THEN (
+                    SELECT t.name FROM conversations c
+                    JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
+                    WHERE c.room_id = m.room_id) END,
+                EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = m.user_id)
+            FROM messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id
+            WHERE m.id > \(after) AND m.id <= \(upTo) ORDER BY m.id LIMIT \(limit)
+            """, logger: logger)
+        var messages: [FeedMessage] = []
+        for try await (id, ts, room, from, kind, text, to, isAccount) in rows.decode(
+            (Int64, Int64, String, String, Int16, String, String?, Bool).self) {
+            let message = ChatMessage(id: id, timestamp: ts, room: to == nil ? room : "", from: from, to: to, kind: Self.kind(kind), text: text)
+            messages.append(FeedMessage(message: message, fromAccount: isAccount))
+        }
+        return messages
+    }
+
+    // MARK: Names across nodes
+
+    public func leaseName(_ key: String, shared: Bool) async throws -> Bool {
+        try await leases.lease(key, shared: shared)
+    }
+
+    public func releaseName(_ key: String, shared: Bool) async {
+        await leases.release(key, shared: shared)
+    }
+
+    // MARK: Blocking
+
+    /// Runs `body` and waits for it: the synchronous reads of `ChatStore`, called on a thread
+    /// pool's threads (never on an event loop, never on the concurrency pool).
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<T, any Error>?>(nil)
+        Task {
+            let outcome: Result<T, any Error>
+            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        done.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    /// Runs `body` and hands its result to `completion`.
+    func complete<T: Sendable>(_ completion: @escaping @Sendable (Result<T, any Error>) -> Void,
+                               _ body: @escaping @Sendable () async throws -> T) {
+        Task {
+            do { completion(.success(try await body())) } catch { completion(.failure(error)) }
+        }
+    }
+}
+
+/// How far the commit feed has delivered: touched only by the feed's one task.
+private final class FeedPosition: @unchecked Sendable {
+    var id: Int64
+    var announced = false
+    init(_ id: Int64) { self.id = id }
 }
 
 public struct PostgresStoreError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// `postgres://user[:password]@host[:port]/database`.
+struct PostgresURL {
+    var user: String
+    var password: String?
+    var host: String
+    var port: Int
+    var database: String
+
+    init(_ url: String) throws {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+              let host = components.host, !host.isEmpty else {
+            throw PostgresStoreError("database.postgres is not a postgres:// URL: \(url)")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        guard !database.isEmpty else { throw PostgresStoreError("database.postgres names no database: \(url)") }
+        self.user = components.user ?? "postgres"
+        self.password = components.password
+        self.host = host
+        self.port = components.port ?? 5432
+        self.database = database
+    }
 }

@@ -24,6 +24,8 @@ public final class ChatServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let listener: any Channel
     private let periodicTasks: [RepeatedTask]
+    /// On a shared store: the task following every node's commits.
+    private let feed: Task<Void, Never>?
     private let isShutDown = Mutex(false)
     private let tls: ServerTLS?
     private let metricsListener: (any Channel)?
@@ -40,7 +42,8 @@ public final class ChatServer: Sendable {
 
     private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel,
                  periodicTasks: [RepeatedTask], tls: ServerTLS?, metricsListener: (any Channel)?, ircListener: (any Channel)?,
-                 webListener: (any Channel)?) {
+                 webListener: (any Channel)?, feed: Task<Void, Never>?) {
+        self.feed = feed
         self.tls = tls
         self.ircListener = ircListener
         self.webListener = webListener
@@ -56,7 +59,7 @@ public final class ChatServer: Sendable {
     /// Opens the database, creates the configured rooms and starts listening.
     public static func start(
         configuration: ServerConfiguration,
-        database: ChatDatabase,
+        database: any ChatStore,
         logger: Logger,
         tls: ServerTLS? = nil,
         threads: Int = System.coreCount
@@ -67,6 +70,7 @@ public final class ChatServer: Sendable {
         do {
             let context = try ServerContext(configuration: configuration, database: database, logger: logger, group: group, threadPool: threadPool)
             try await context.createConfiguredRooms()
+            let feed = await startFeed(context: context)
             let limits = configuration.limits
             // One bootstrap per listener (a bootstrap keeps the last initializer it was given):
             // the same socket options and limits, TLS when that listener asks for it, and the
@@ -136,12 +140,27 @@ public final class ChatServer: Sendable {
             }
             return ChatServer(host: configuration.server.host, port: port, context: context, group: group,
                               listener: listener, periodicTasks: periodicTasks, tls: tls, metricsListener: metricsListener,
-                              ircListener: ircListener, webListener: webListener)
+                              ircListener: ircListener, webListener: webListener, feed: feed)
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
         }
+    }
+
+    /// On a shared store, follows every node's commits into the rooms (this node's own too), from
+    /// the id the shards started at; returns once the feed listens, so nothing said from now on
+    /// can be missed.
+    private static func startFeed(context: ServerContext) async -> Task<Void, Never>? {
+        guard let shared = context.sharedStore else { return nil }
+        let listening = AsyncStream<Void>.makeStream()
+        let task = Task {
+            await shared.followCommits(after: context.initialWatermark, onListening: { listening.continuation.finish() }) { messages in
+                context.deliverFromFeed(messages)
+            }
+        }
+        for await _ in listening.stream {}
+        return task
     }
 
     /// `metrics.host:metrics.port`, HTTP/1.1, `GET /metrics` only: kept off the chat listener.
@@ -214,6 +233,7 @@ public final class ChatServer: Sendable {
         try? await metricsListener?.close()
         // Commit what was handed in, then let it reach the rooms and, one hop later, the members.
         try? await context.database.waitForPendingWrites()
+        await context.feedDelivered()
         await barrier()
         await barrier()
         for shard in context.shards {
@@ -224,6 +244,8 @@ public final class ChatServer: Sendable {
         // The departures queued read-marker writes on the room loops; let them reach the writer.
         await barrier()
         try? await context.database.waitForPendingWrites()
+        feed?.cancel()
+        await feed?.value
         context.database.close()
         try? await context.threadPool.shutdownGracefully()
         await context.passwordChecker.shutdown()

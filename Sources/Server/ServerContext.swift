@@ -23,7 +23,7 @@ final class ServerContext: Sendable {
     let configuration: ServerConfiguration
     /// The settings a reload (SIGHUP) replaces while connections stay up.
     let reloadable: Mutex<ReloadableSettings>
-    let database: ChatDatabase
+    let database: any ChatStore
     let logger: Logger
     let loops: [any EventLoop]
     let threadPool: NIOThreadPool
@@ -48,11 +48,18 @@ final class ServerContext: Sendable {
     let allocator = ByteBufferAllocator()
     nonisolated(unsafe) private(set) var shards: [RoomShard] = []
     nonisolated(unsafe) private(set) var dispatcher: MessageDispatcher!
+    /// The store shared with other nodes (PostgreSQL), or nil when this process is alone.
+    let sharedStore: (any SharedChatStore)?
+    /// On a shared store: the authors of this node's messages, by id, from their commit until
+    /// the commit feed delivers them (every node's messages reach the rooms through the feed).
+    let localAuthors = Mutex<[Int64: RoomEvent.Author]>([:])
+    /// The newest message id when the server started: the feed follows from there.
+    let initialWatermark: Int64
     /// Per event loop, what rooms send its members.
     let outboxes: [LoopOutbox]
     private let configuredRooms: Set<String>
 
-    init(configuration: ServerConfiguration, database: ChatDatabase, logger: Logger, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) throws {
+    init(configuration: ServerConfiguration, database: any ChatStore, logger: Logger, group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool) throws {
         self.configuration = configuration
         self.reloadable = Mutex(ReloadableSettings(configuration))
         self.admission = Admission(limits: configuration.limits)
@@ -66,6 +73,7 @@ final class ServerContext: Sendable {
         }
         self.roomCount = Atomic(0)
         self.database = database
+        self.sharedStore = database as? any SharedChatStore
         self.logger = logger
         let loops = Array(group.makeIterator())
         self.loops = loops
@@ -74,6 +82,7 @@ final class ServerContext: Sendable {
         self.configuredRooms = Set(configuration.rooms.preset + [configuration.rooms.defaultRoom])
         // Written once here, before any other thread can see this object.
         let watermark = try database.newestMessageID()
+        self.initialWatermark = watermark
         shards = loops.enumerated().map { RoomShard(index: $0.offset, eventLoop: $0.element, server: self, watermark: watermark) }
         dispatcher = MessageDispatcher(server: self, shardCount: loops.count)
     }
@@ -163,6 +172,42 @@ final class ServerContext: Sendable {
             case .failure:
                 completion(.failure(ProtocolError(.internal, "room #\(name) could not be looked up")))
             }
+        }
+    }
+
+    /// A message this node committed: to its room's members now, or, on a shared store, when the
+    /// commit feed brings it (in the one id order of every node's messages).
+    func committed(_ message: ChatMessage, author: RoomEvent.Author) {
+        if sharedStore != nil {
+            localAuthors.withLock { $0[message.id] = author }
+        } else if message.to != nil {
+            deliverDirect(message, author: author)
+        } else {
+            dispatcher.dispatch(CommittedDelivery(message: message, author: author), toShard: shardIndex(forRoom: message.room))
+        }
+    }
+
+    /// Messages every node committed, in id order, from the shared store's feed: this node's
+    /// own go out with their authors (the acknowledgement), the others' as anyone's.
+    func deliverFromFeed(_ messages: [FeedMessage]) {
+        let authors = localAuthors.withLock { authors in messages.map { authors.removeValue(forKey: $0.message.id) } }
+        for (fed, local) in zip(messages, authors) {
+            let author = local ?? RoomEvent.Author(sessionID: 0, re: nil, isAccount: fed.fromAccount)
+            if fed.message.to != nil {
+                deliverDirect(fed.message, author: author)
+            } else {
+                dispatcher.dispatch(CommittedDelivery(message: fed.message, author: author), toShard: shardIndex(forRoom: fed.message.room))
+            }
+        }
+    }
+
+    /// Returns once the feed has delivered this node's committed messages (at most 5 s: a
+    /// feed cut off from the database cannot deliver them, and shutdown goes on).
+    func feedDelivered() async {
+        guard sharedStore != nil else { return }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !localAuthors.withLock(\.isEmpty), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(2))
         }
     }
 

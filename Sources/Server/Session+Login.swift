@@ -122,9 +122,52 @@ extension Session {
             resume()
             return
         }
-        server.database.recordLogin(name: name) { result in
-            self.eventLoop.execute { self.loginRecorded(result, name: name, asAccount: asAccount, re: re) }
+        leaseAcrossNodes(name: name, asAccount: asAccount) { [self] leased in
+            guard case .awaitingLogin = phase else {
+                releaseName(name)
+                return resume()
+            }
+            switch leased {
+            case .success(true):
+                server.database.recordLogin(name: name) { result in
+                    self.eventLoop.execute { self.loginRecorded(result, name: name, asAccount: asAccount, re: re) }
+                }
+            case .success(false):
+                releaseName(name)
+                output?.sendError(ProtocolError(.nameTaken, "\(name) is already online; pick another name", re: re))
+                resume()
+            case .failure(let error):
+                releaseName(name)
+                server.logger.error("leasing the name \(name) across nodes failed: \(error)")
+                output?.sendError(ProtocolError(.internal, "the login could not be recorded; try again", re: re))
+                resume()
+            }
         }
+    }
+
+    /// On a shared store, holds `name` across nodes too (an account's sessions share it, a
+    /// guest's is exclusive); `completion` runs on this session's loop. Alone, it is held already.
+    private func leaseAcrossNodes(name: String, asAccount: Bool, _ completion: @escaping @Sendable (Result<Bool, any Error>) -> Void) {
+        guard let shared = server.sharedStore else { return completion(.success(true)) }
+        let key = Names.userKey(name)
+        nameLease = asAccount ? .shared : .exclusive
+        let eventLoop = self.eventLoop
+        Task {
+            let result: Result<Bool, any Error>
+            do { result = .success(try await shared.leaseName(key, shared: asAccount)) } catch { result = .failure(error) }
+            // A lease that was not granted is not held: nothing to give back for it.
+            if case .success(true) = result {} else { eventLoop.execute { self.nameLease = nil } }
+            eventLoop.execute { completion(result) }
+        }
+    }
+
+    /// Gives `name` back: here, and across nodes when leased there.
+    func releaseName(_ name: String) {
+        server.registry.release(name: name, sessionID: id)
+        guard let lease = nameLease, let shared = server.sharedStore else { return }
+        nameLease = nil
+        let key = Names.userKey(name)
+        Task { await shared.releaseName(key, shared: lease == .shared) }
     }
 
     private func loginRecorded(_ result: Result<UserRecord, any Error>, name: String, asAccount: Bool, re: RequestID?) {
@@ -133,7 +176,7 @@ extension Session {
         case .success(let user):
             // The claim is keyed case-insensitively, so it already covers the stored spelling.
             guard case .awaitingLogin = phase else {
-                server.registry.release(name: name, sessionID: id)
+                releaseName(name)
                 return
             }
             phase = .active(user)
@@ -146,7 +189,7 @@ extension Session {
             output?.sendWelcome(re: re, name: user.name, isAccount: asAccount, defaultRoom: server.configuration.rooms.defaultRoom,
                                 motd: server.reloadable.withLock { $0.motd })
         case .failure(let error):
-            server.registry.release(name: name, sessionID: id)
+            releaseName(name)
             server.logger.error("recording the login of \(name) failed: \(error)")
             output?.sendError(ProtocolError(.internal, "the login could not be recorded; try again", re: re))
         }

@@ -22,7 +22,6 @@ extension Session {
         guard let subscription = subscription(toSpeakIn: requestedRoom, re: re), admitMessage(text, re: re) else { return }
         let room = subscription.room
         let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text, authorName: user.name)
-        let shardIndex = server.shardIndex(forRoom: room.name)
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
@@ -34,7 +33,7 @@ extension Session {
                 if let author = committed.recreatedAuthor { self?.adoptRecreatedUser(author) }
                 let message = ChatMessage(id: committed.id, timestamp: committed.timestamp, room: room.name,
                                           from: user.name, kind: kind, text: text)
-                server.dispatcher.dispatch(CommittedDelivery(message: message, author: author), toShard: shardIndex)
+                server.committed(message, author: author)
             case .failure(let error):
                 server.logger.error("storing a message of \(user.name) in #\(room.name) failed: \(error)")
                 self?.answerFromWriter(ProtocolError(.internal, "the message could not be stored", re: re))
@@ -61,7 +60,7 @@ extension Session {
                 if let author = committed.message.recreatedAuthor { self?.adoptRecreatedUser(author) }
                 let message = ChatMessage(id: committed.message.id, timestamp: committed.message.timestamp, room: "",
                                           from: user.name, to: committed.recipient.name, kind: kind, text: text)
-                server.deliverDirect(message, author: author)
+                server.committed(message, author: author)
             case .failure(StorageError.noSuchUser):
                 self?.answerFromWriter(ProtocolError(.noSuchUser, "there is no user \(recipient): nobody has logged in with that name", re: re))
             case .failure(let error):

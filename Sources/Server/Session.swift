@@ -32,6 +32,10 @@ final class Session: @unchecked Sendable {
     var phase = Phase.awaitingLogin
     /// Whether the name was opened with an account password (or registered in this session).
     var isAccount = false
+    /// How this session holds its name across nodes (shared store only): an account's lease is
+    /// shared, a guest's exclusive.
+    var nameLease: NameLease?
+    enum NameLease { case shared, exclusive }
     /// Wrong account passwords on this connection: the third closes it.
     var failedLogins = 0
     /// Closes the connection if it has not logged in by then (`limits.loginTimeoutSeconds`).
@@ -301,7 +305,7 @@ final class Session: @unchecked Sendable {
         }
         subscriptions = [:]
         if let user {
-            server.registry.release(name: user.name, sessionID: id)
+            releaseName(user.name)
             server.database.recordLogout(userID: user.id) { _ in }
         }
     }

@@ -6,6 +6,11 @@ import GRDB
 public struct AccountRecord: Sendable, Equatable {
     public var user: UserRecord
     public var password: PasswordHash
+
+    public init(user: UserRecord, password: PasswordHash) {
+        self.user = user
+        self.password = password
+    }
 }
 
 /// An account as `chat-admin account list` shows it. Times are milliseconds since the epoch.

@@ -5,6 +5,11 @@ import GRDB
 public struct CommittedDirectMessage: Sendable, Equatable {
     public var message: CommittedMessage
     public var recipient: UserRecord
+
+    public init(message: CommittedMessage, recipient: UserRecord) {
+        self.message = message
+        self.recipient = recipient
+    }
 }
 
 extension ChatDatabase {
@@ -78,18 +83,5 @@ extension ChatDatabase {
                 WHERE last_id IS NOT NULL ORDER BY last_id DESC
                 """, arguments: [userID]).map { (with: $0[0], lastID: $0[1], lastTimestamp: $0[2]) }
         }
-    }
-
-    /// A page of the direct messages between `user` and `other` (`history` with `with`).
-    public func directHistoryPage(between user: UserRecord, and other: UserRecord, page: HistoryPage, limit: Int) throws -> HistorySlice {
-        guard let room = try conversation(between: user.id, and: other.id) else { return HistorySlice(messages: [], more: false) }
-        var slice = try historyPage(room: room, page: page, limit: limit)
-        let userKey = Names.userKey(user.name)
-        for index in slice.messages.indices {
-            let fromUser = Names.userKey(slice.messages[index].from) == userKey
-            slice.messages[index].to = fromUser ? other.name : user.name
-            slice.messages[index].room = ""
-        }
-        return slice
     }
 }

@@ -54,37 +54,6 @@ extension ChatDatabase {
         return HistorySlice(messages: messages, more: more)
     }
 
-    /// A page of the `history` request: before or after an id; an `after` page stops at
-    /// `afterLimit` (a member's join boundary: what came later reached it live).
-    public func historyPage(room: RoomRecord, page: HistoryPage, limit: Int, afterLimit: Int64 = .max) throws -> HistorySlice {
-        switch page {
-        case .before(let id):
-            return try newestMessages(room: room, upTo: id == .max ? .max : id - 1, limit: limit)
-        case .after(let id):
-            return try oldestMessages(room: room, after: id, upTo: afterLimit, limit: limit)
-        case .beforePoint(let point):
-            return try newestMessages(room: room, upTo: try firstID(atOrAfter: point) - 1, limit: limit)
-        case .afterPoint(let point):
-            return try oldestMessages(room: room, after: try lastID(atOrBefore: point), upTo: afterLimit, limit: limit)
-        case .latestAfter(let point):
-            return try newestMessages(room: room, after: try lastID(atOrBefore: point), upTo: afterLimit, limit: limit)
-        case .around(let point):
-            let pivot = try firstID(atOrAfter: point)
-            let older = try newestMessages(room: room, upTo: pivot - 1, limit: limit / 2)
-            let newer = try oldestMessages(room: room, after: pivot - 1, upTo: afterLimit, limit: limit - older.messages.count)
-            return HistorySlice(messages: older.messages + newer.messages, more: older.more || newer.more)
-        case .between(let first, let second):
-            // Counted from the first point towards the second, either way in time (IRCv3
-            // chathistory); oldest first either way.
-            let low = try lastID(atOrBefore: first), high = try firstID(atOrAfter: second)
-            if low < high {
-                return try oldestMessages(room: room, after: low, upTo: min(high - 1, afterLimit), limit: limit)
-            }
-            let newer = try firstID(atOrAfter: first), older = try lastID(atOrBefore: second)
-            return try newestMessages(room: room, after: older, upTo: min(newer - 1, afterLimit), limit: limit)
-        }
-    }
-
     /// The id of the first message at or after the point (one past the newest when none is).
     public func firstID(atOrAfter point: HistoryPoint) throws -> Int64 {
         switch point {
@@ -94,14 +63,6 @@ extension ChatDatabase {
                 try Int64.fetchOne(db, sql: "SELECT MIN(id) FROM messages WHERE ts >= ?", arguments: [time])
                     ?? (Int64.fetchOne(db, sql: "SELECT MAX(id) FROM messages") ?? 0) + 1
             }
-        }
-    }
-
-    /// The id of the last message at or before the point (0 when none is).
-    public func lastID(atOrBefore point: HistoryPoint) throws -> Int64 {
-        switch point {
-        case .id(let id): return id
-        case .time(let time): return try firstID(atOrAfter: .time(time + 1)) - 1
         }
     }
 

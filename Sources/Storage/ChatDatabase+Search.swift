@@ -72,6 +72,11 @@ public struct SearchHit: Sendable, Equatable {
     public var message: ChatMessage
     public var highlightedText: String
 
+    public init(message: ChatMessage, highlightedText: String) {
+        self.message = message
+        self.highlightedText = highlightedText
+    }
+
     public static let highlightStart = "\u{1}"
     public static let highlightEnd = "\u{2}"
 }

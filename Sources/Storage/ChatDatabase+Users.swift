@@ -5,12 +5,22 @@ import GRDB
 public struct UserRecord: Sendable, Equatable {
     public var id: Int64
     public var name: String
+
+    public init(id: Int64, name: String) {
+        self.id = id
+        self.name = name
+    }
 }
 
 /// A room as stored.
 public struct RoomRecord: Sendable, Equatable {
     public var id: Int64
     public var name: String
+
+    public init(id: Int64, name: String) {
+        self.id = id
+        self.name = name
+    }
 }
 
 extension ChatDatabase {

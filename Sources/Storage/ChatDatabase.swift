@@ -6,7 +6,7 @@ import GRDB
 /// The chat history in one SQLite file (or in memory for tests): every read and write the server
 /// and the admin tool need, named for what it is for. Writes from the server go through one
 /// group-commit writer; reads use the pool's concurrent readers.
-public final class ChatDatabase: Sendable {
+public final class ChatDatabase: ChatStore {
     /// How hard a commit is pushed to disk (`database.durability`).
     public enum Durability: String, Sendable {
         /// WAL, `synchronous=NORMAL`: survives a crash of the process.
@@ -133,6 +133,8 @@ public final class ChatDatabase: Sendable {
     public func waitForPendingWrites() async throws {
         try await committer.run { _, _ in }
     }
+
+    public var location: String { path ?? "memory" }
 
     /// The migrations recorded in the database, in order.
     public func appliedMigrations() throws -> [String] {

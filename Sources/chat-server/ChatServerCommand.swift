@@ -2,6 +2,7 @@ import ArgumentParser
 import ChatConfiguration
 import Foundation
 import Logging
+import PostgresStorage
 import Server
 import ServiceLifecycle
 import Storage
@@ -74,14 +75,23 @@ struct ChatServerCommand: AsyncParsableCommand {
             throw ExitCode(ConfigurationError.exitStatus)
         }
 
-        let store: ChatDatabase
-        do {
-            store = try ChatDatabase.open(path: settings.database.path,
-                                          durability: settings.database.durability == .full ? .full : .normal,
-                                          checkpointsInBackground: true)
-        } catch {
-            printError("chat-server: cannot open the database \(settings.database.path): \(error)")
-            throw ExitCode.failure
+        let store: any ChatStore
+        if let url = settings.database.postgres {
+            do {
+                store = try await PostgresStore.open(url: url)
+            } catch {
+                printError("chat-server: cannot open the PostgreSQL database \(Self.redacted(url)): \(String(reflecting: error))")
+                throw ExitCode.failure
+            }
+        } else {
+            do {
+                store = try ChatDatabase.open(path: settings.database.path,
+                                              durability: settings.database.durability == .full ? .full : .normal,
+                                              checkpointsInBackground: true)
+            } catch {
+                printError("chat-server: cannot open the database \(settings.database.path): \(error)")
+                throw ExitCode.failure
+            }
         }
         let server: ChatServer
         do {
@@ -92,10 +102,7 @@ struct ChatServerCommand: AsyncParsableCommand {
             printError("chat-server: cannot listen on \(settings.server.host):\(settings.server.port): \(error)")
             throw ExitCode.failure
         }
-        logger.info("history in \(settings.database.path)")
-        if settings.database.postgres != nil {
-            logger.warning("database.postgres is set, but this build does not serve it yet: it is ignored")
-        }
+        logger.info("history in \(store.location)")
         if tls != nil { logger.info("TLS on \(server.host):\(server.port) with \(settings.tls.certificate ?? "")") }
         var listening = "listening on \(server.host):\(server.port)\n"
         if let ircPort = server.ircPort { listening += "irc listening on \(settings.irc.host):\(ircPort)\n" }
@@ -135,6 +142,13 @@ struct ChatServerCommand: AsyncParsableCommand {
             return source
         }
         return [hangUp] + ignored
+    }
+
+    /// A database URL without its password, for messages.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
     }
 
     private func printError(_ message: String) {

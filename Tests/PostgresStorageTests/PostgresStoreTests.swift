@@ -93,9 +93,9 @@ struct PostgresStoreTestError: Error, CustomStringConvertible {
         try await withCluster { cluster in
             let store = cluster.store()
             try await store.migrate()
-            let alice = try await store.user(named: "Alice")
-            #expect(try await store.user(named: "alice") == alice, "names are case-insensitive")
-            let lobby = try await store.room(named: "lobby")
+            let alice = try await store.userID(named: "Alice")
+            #expect(try await store.userID(named: "alice") == alice, "names are case-insensitive")
+            let lobby = try await store.roomID(named: "lobby")
             let ids = try await store.append([
                 .init(roomID: lobby, userID: alice, text: "hello"),
                 .init(roomID: lobby, userID: alice, kind: .action, text: "waves"),

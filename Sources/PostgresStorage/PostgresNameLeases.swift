@@ -1,0 +1,100 @@
+import Logging
+import PostgresNIO
+
+/// Live names across nodes: a session-level advisory lock per name, on one connection of this
+/// node's own. A guest's lease is exclusive, an account's shared (its sessions on several nodes
+/// share the name, never with a guest). PostgreSQL counts a session's locks and drops them all
+/// when the session ends: a node that dies gives its names back by itself.
+///
+/// The lock key is `hashtextextended(name key, 0)`, 64 bits: two names colliding would make one
+/// refuse the other while both are online, at odds of about one in 2^64 per pair.
+actor PostgresNameLeases {
+    private let configuration: PostgresConnection.Configuration
+    private let logger: Logger
+    private var connection: PostgresConnection?
+    private var isClosed = false
+    /// The leases this node holds, so a new connection (after the old one or the database went
+    /// away) takes them again.
+    private var held: [Lease: Int] = [:]
+
+    private struct Lease: Hashable {
+        let key: String
+        let shared: Bool
+    }
+
+    init(configuration: PostgresConnection.Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    func lease(_ key: String, shared: Bool) async throws -> Bool {
+        let connection = try await connected()
+        let function = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock"
+        let granted: Bool
+        do {
+            granted = try await Self.single(connection.query(
+                PostgresQuery(unsafeSQL: "SELECT \(function)(hashtextextended($1, 0))", binds: Self.binds(key)), logger: logger))
+        } catch {
+            drop(connection)
+            throw error
+        }
+        if granted { held[Lease(key: key, shared: shared), default: 0] += 1 }
+        return granted
+    }
+
+    func release(_ key: String, shared: Bool) async {
+        let lease = Lease(key: key, shared: shared)
+        guard let count = held[lease] else { return }
+        held[lease] = count > 1 ? count - 1 : nil
+        guard let connection = self.connection else { return }
+        let function = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock"
+        do {
+            _ = try await Self.single(connection.query(
+                PostgresQuery(unsafeSQL: "SELECT \(function)(hashtextextended($1, 0))", binds: Self.binds(key)), logger: logger))
+        } catch {
+            // The connection is gone, and its locks with it; the next lease reconnects.
+            drop(connection)
+        }
+    }
+
+    func close() async {
+        isClosed = true
+        held = [:]
+        if let connection { try? await connection.close() }
+        connection = nil
+    }
+
+    private func drop(_ dead: PostgresConnection) {
+        if connection === dead { connection = nil }
+    }
+
+    /// The lease connection, made again (with every held lease taken again) when it was lost.
+    private func connected() async throws -> PostgresConnection {
+        if let connection, !connection.isClosed { return connection }
+        guard !isClosed else { throw PostgresStoreError("the store is closed") }
+        let fresh = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        connection = fresh
+        for (lease, count) in held {
+            let function = lease.shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock"
+            for _ in 0..<count {
+                let granted = try await Self.single(fresh.query(
+                    PostgresQuery(unsafeSQL: "SELECT \(function)(hashtextextended($1, 0))", binds: Self.binds(lease.key)), logger: logger))
+                if !granted {
+                    logger.warning("the name \(lease.key) was taken on another node while this node was cut off from the database")
+                }
+            }
+        }
+        return fresh
+    }
+
+    private static func binds(_ key: String) -> PostgresBindings {
+        var binds = PostgresBindings()
+        binds.append(key)
+        return binds
+    }
+
+    private static func single(_ rows: PostgresRowSequence) async throws -> Bool {
+        for try await value in rows.decode(Bool.self) { return value }
+        throw PostgresStoreError("no answer to an advisory lock")
+    }
+}

@@ -1,0 +1,167 @@
+import ChatProtocol
+
+/// Everything the server asks of its storage, whichever it is: SQLite (`ChatDatabase`, one
+/// process) or PostgreSQL (`PostgresStore`, any number of nodes on one database).
+///
+/// Writes complete through a callback, on the store's own thread: hand work elsewhere quickly.
+/// Reads block their caller and belong on a thread pool, never on an event loop.
+public protocol ChatStore: AnyObject, Sendable {
+    // MARK: Writes
+
+    /// Stores a room message (`completion` runs once it is committed).
+    func appendMessage(_ draft: MessageDraft, completion: @escaping @Sendable (Result<CommittedMessage, any Error>) -> Void)
+    /// Stores a direct message; fails with `StorageError.noSuchUser` for an unknown recipient.
+    func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String,
+                             completion: @escaping @Sendable (Result<CommittedDirectMessage, any Error>) -> Void)
+    /// Records a login by `name` (creating the user on first sight) and returns it as first spelled.
+    func recordLogin(name: String, completion: @escaping @Sendable (Result<UserRecord, any Error>) -> Void)
+    /// Records that the user was last seen now.
+    func recordLogout(userID: Int64, completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
+    /// Makes the existing user an account; `StorageError.accountExists` when it is one already.
+    func registerAccount(userID: Int64, password: PasswordHash, completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
+    /// The room named `name`, created when missing.
+    func ensureRoom(named name: String, completion: @escaping @Sendable (Result<RoomRecord, any Error>) -> Void)
+    /// Moves the read marker forward (never back).
+    func setReadMarker(userID: Int64, roomID: Int64, lastID: Int64, completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
+    /// Deletes the messages older than `before` (of one room, or all); returns how many.
+    func prune(before: Int64, room: String?, dryRun: Bool) throws -> Int
+    /// Returns once everything handed to the writer before this call is committed.
+    func waitForPendingWrites() async throws
+    /// Finishes the queued writes, then stops accepting new ones.
+    func close()
+
+    // MARK: Reads
+
+    /// The newest message id there is (0 when none).
+    func newestMessageID() throws -> Int64
+    func user(named name: String) throws -> UserRecord?
+    func room(named name: String) throws -> RoomRecord?
+    /// How many rooms exist (direct conversations not counted).
+    func roomCount() throws -> Int
+    /// Every room with its message count, by name.
+    func roomsWithMessageCounts() throws -> [(room: RoomRecord, messages: Int)]
+    /// Whether a user with this name exists, and its account if it is one.
+    func loginLookup(name: String) throws -> (isKnown: Bool, account: AccountRecord?)
+    func readMarker(userID: Int64, roomID: Int64) throws -> Int64?
+    /// The time of the newest message the read marker covers (IRC's `MARKREAD`).
+    func readMarkerTime(userID: Int64, roomID: Int64) throws -> Int64?
+    /// The newest `limit` messages of a room with an id in `(after, upTo]`, oldest first.
+    func newestMessages(room: RoomRecord, after: Int64, upTo: Int64, limit: Int) throws -> HistorySlice
+    /// The oldest `limit` messages of a room with an id in `(after, upTo]`, oldest first.
+    func oldestMessages(room: RoomRecord, after: Int64, upTo: Int64, limit: Int) throws -> HistorySlice
+    /// The id of the first message at or after the point (one past the newest when none is).
+    func firstID(atOrAfter point: HistoryPoint) throws -> Int64
+    /// The conversation between two users, if either ever wrote to the other.
+    func conversation(between first: Int64, and second: Int64) throws -> RoomRecord?
+    /// The users `userID` has direct messages with, and the newest message id of each, newest first.
+    func conversations(of userID: Int64) throws -> [(with: String, lastID: Int64, lastTimestamp: Int64)]
+    /// Full-text search, newest first; a query the store cannot parse is `StorageError.invalidSearchQuery`.
+    func search(_ query: String, filter: MessageFilter, limit: Int?) throws -> [SearchHit]
+
+    // MARK: Operations
+
+    /// Calls `observe` with the number of jobs and the seconds of every group commit (metrics).
+    func observeCommits(_ observe: @escaping @Sendable (_ jobs: Int, _ seconds: Double) -> Void)
+    /// Writes waiting for the next group commit.
+    var writerQueueDepth: Int { get }
+    /// What the server logs about where the history is kept.
+    var location: String { get }
+}
+
+/// A store that several server processes share (PostgreSQL): each node hears every commit of
+/// every node, in id order, and live user names are leased across nodes.
+public protocol SharedChatStore: ChatStore {
+    /// Calls `deliver` with every message committed after `after`, by any node, in id order and
+    /// without gaps, until the task is cancelled; reconnects by itself. An `appendMessage` or
+    /// `appendDirectMessage` completion of this process runs before its message is delivered
+    /// here, so the server can recognize its own sender's message (to acknowledge it).
+    func followCommits(after: Int64, onListening: @escaping @Sendable () -> Void,
+                       _ deliver: @escaping @Sendable ([FeedMessage]) -> Void) async
+    /// Leases a live name across nodes: `shared` for an account (its sessions on several nodes
+    /// may hold it), exclusive for a guest. False when another node holds it incompatibly.
+    func leaseName(_ key: String, shared: Bool) async throws -> Bool
+    /// Gives back one lease taken with the same `shared` (leases are counted per node).
+    func releaseName(_ key: String, shared: Bool) async
+}
+
+/// A committed message as every node hears it.
+public struct FeedMessage: Sendable, Equatable {
+    /// A room message (`room` set), or a direct one (`to` set, `room` empty).
+    public var message: ChatMessage
+    /// Whether its author is an account (IRC's `account` tag).
+    public var fromAccount: Bool
+
+    public init(message: ChatMessage, fromAccount: Bool) {
+        self.message = message
+        self.fromAccount = fromAccount
+    }
+}
+
+extension ChatStore {
+    /// Returns the room named `name`, creating it when missing.
+    public func ensureRoom(named name: String) async throws -> RoomRecord {
+        try await withCheckedThrowingContinuation { continuation in
+            ensureRoom(named: name) { continuation.resume(with: $0) }
+        }
+    }
+
+    public func newestMessages(room: RoomRecord, after: Int64 = 0, upTo: Int64 = .max, limit: Int) throws -> HistorySlice {
+        try newestMessages(room: room, after: after, upTo: upTo, limit: limit)
+    }
+
+    public func prune(before: Int64) throws -> Int {
+        try prune(before: before, room: nil, dryRun: false)
+    }
+
+    /// The id of the last message at or before the point (0 when none is).
+    public func lastID(atOrBefore point: HistoryPoint) throws -> Int64 {
+        switch point {
+        case .id(let id): return id
+        case .time(let time): return try firstID(atOrAfter: .time(time + 1)) - 1
+        }
+    }
+
+    /// A page of the `history` request: before or after an id; an `after` page stops at
+    /// `afterLimit` (a member's join boundary: what came later reached it live).
+    public func historyPage(room: RoomRecord, page: HistoryPage, limit: Int, afterLimit: Int64 = .max) throws -> HistorySlice {
+        switch page {
+        case .before(let id):
+            return try newestMessages(room: room, after: 0, upTo: id == .max ? .max : id - 1, limit: limit)
+        case .after(let id):
+            return try oldestMessages(room: room, after: id, upTo: afterLimit, limit: limit)
+        case .beforePoint(let point):
+            return try newestMessages(room: room, after: 0, upTo: try firstID(atOrAfter: point) - 1, limit: limit)
+        case .afterPoint(let point):
+            return try oldestMessages(room: room, after: try lastID(atOrBefore: point), upTo: afterLimit, limit: limit)
+        case .latestAfter(let point):
+            return try newestMessages(room: room, after: try lastID(atOrBefore: point), upTo: afterLimit, limit: limit)
+        case .around(let point):
+            let pivot = try firstID(atOrAfter: point)
+            let older = try newestMessages(room: room, after: 0, upTo: pivot - 1, limit: limit / 2)
+            let newer = try oldestMessages(room: room, after: pivot - 1, upTo: afterLimit, limit: limit - older.messages.count)
+            return HistorySlice(messages: older.messages + newer.messages, more: older.more || newer.more)
+        case .between(let first, let second):
+            // Counted from the first point towards the second, either way in time (IRCv3
+            // chathistory); oldest first either way.
+            let low = try lastID(atOrBefore: first), high = try firstID(atOrAfter: second)
+            if low < high {
+                return try oldestMessages(room: room, after: low, upTo: min(high - 1, afterLimit), limit: limit)
+            }
+            let newer = try firstID(atOrAfter: first), older = try lastID(atOrBefore: second)
+            return try newestMessages(room: room, after: older, upTo: min(newer - 1, afterLimit), limit: limit)
+        }
+    }
+
+    /// A page of the direct messages between `user` and `other` (`history` with `with`).
+    public func directHistoryPage(between user: UserRecord, and other: UserRecord, page: HistoryPage, limit: Int) throws -> HistorySlice {
+        guard let room = try conversation(between: user.id, and: other.id) else { return HistorySlice(messages: [], more: false) }
+        var slice = try historyPage(room: room, page: page, limit: limit)
+        let userKey = Names.userKey(user.name)
+        for index in slice.messages.indices {
+            let fromUser = Names.userKey(slice.messages[index].from) == userKey
+            slice.messages[index].to = fromUser ? other.name : user.name
+            slice.messages[index].room = ""
+        }
+        return slice
+    }
+}

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for tests and benchmarks, from Debian's packages:
 #   Scripts/postgres.sh start DIR   -> initdb into DIR, start on a free loopback port, print the port
+#   Scripts/postgres.sh pause DIR   -> stop the server, keeping its data and port
+#   Scripts/postgres.sh resume DIR  -> start it again after a pause
 #   Scripts/postgres.sh stop DIR    -> stop it (by the PID in DIR/data/postmaster.pid) and remove DIR
 # Listens on 127.0.0.1 only; trust authentication (loopback, a scratch cluster); fsync stays on
 # (synchronous_commit is what the durability claims are measured with). As root it runs the
 # server as the `postgres` user, since PostgreSQL refuses to run as root.
 set -euo pipefail
-command=${1:?usage: postgres.sh start|stop DIR}
-dir=${2:?usage: postgres.sh start|stop DIR}
+command=${1:?usage: postgres.sh start|pause|resume|stop DIR}
+dir=${2:?usage: postgres.sh start|pause|resume|stop DIR}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$bin" ] || { echo "postgres.sh: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 69; }
 as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -18,12 +20,23 @@ case "$command" in
     as_owner "$bin/initdb" -D "$dir/data" -U chat -A trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200 -c shared_buffers=128MB" start >/dev/null \
+    # The settings go in the cluster's own file, so a later `resume` starts it the same way.
+    printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_connections = 200\nshared_buffers = 128MB\n" \
+      "$port" "$dir" | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
       || { cat "$dir/server.log" >&2; exit 1; }
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U chat chat
     echo "$port" > "$dir/port"
     echo "$port"
+    ;;
+  pause)
+    # Stops the server, keeping its data: the clients' connections are cut, as a database
+    # restart or failover cuts them.
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+    ;;
+  resume)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+      || { cat "$dir/server.log" >&2; exit 1; }
     ;;
   stop)
     if [ -f "$dir/data/postmaster.pid" ]; then
@@ -32,5 +45,5 @@ case "$command" in
     fi
     rm -rf "$dir"
     ;;
-  *) echo "usage: postgres.sh start|stop DIR" >&2; exit 64 ;;
+  *) echo "usage: postgres.sh start|pause|resume|stop DIR" >&2; exit 64 ;;
 esac

@@ -1,5 +1,6 @@
 import ChatProtocol
 import Foundation
+import PostgresNIO
 import Storage
 import Synchronization
 
@@ -114,11 +115,15 @@ final class PostgresCommitter: Sendable {
                 resolved.append((job, draft, nil))
             case .direct(let sender, let recipientName, let kind, let text, _):
                 do {
-                    guard let recipient = try await store.fetchUser(named: recipientName) else {
+                    guard let recipient = try await PostgresStore.withDeadline(PostgresStore.commitDeadline, {
+                        try await store.fetchUser(named: recipientName)
+                    }) else {
                         throw StorageError.noSuchUser(name: recipientName)
                     }
                     let recipientID = Names.userKey(recipient.name) == Names.userKey(sender.name) ? sender.id : recipient.id
-                    let room = try await store.conversationRoom(sender.id, recipientID)
+                    let room = try await PostgresStore.withDeadline(PostgresStore.commitDeadline) {
+                        try await store.conversationRoom(sender.id, recipientID)
+                    }
                     resolved.append((job, MessageDraft(roomID: room, userID: sender.id, kind: kind, text: text), recipient))
                 } catch {
                     Self.fail(job, error)
@@ -127,9 +132,10 @@ final class PostgresCommitter: Sendable {
         }
         guard !resolved.isEmpty else { return }
         do {
-            let committed = try await store.append(resolved.map {
+            let drafts = resolved.map {
                 PostgresStore.Draft(roomID: $0.draft.roomID, userID: $0.draft.userID, kind: $0.draft.kind, text: $0.draft.text)
-            })
+            }
+            let committed = try await PostgresStore.withDeadline(PostgresStore.commitDeadline) { try await store.append(drafts) }
             for (entry, ids) in zip(resolved, committed) {
                 let message = CommittedMessage(id: ids.id, timestamp: ids.timestamp)
                 switch entry.job {
@@ -140,7 +146,11 @@ final class PostgresCommitter: Sendable {
                 }
             }
         } catch {
-            guard resolved.count > 1 else { return Self.fail(resolved[0].job, error) }
+            // A batch the database could not take at all fails as a whole; one it refused is
+            // tried again job by job, so that one bad job fails alone.
+            guard resolved.count > 1, (error as? PSQLError)?.code == .server else {
+                return resolved.forEach { Self.fail($0.job, error) }
+            }
             for entry in resolved { await commit([entry.job]) }
         }
     }

@@ -361,7 +361,7 @@ public final class PostgresStore: SharedChatStore {
         let result = Mutex<Result<T, any Error>?>(nil)
         Task {
             let outcome: Result<T, any Error>
-            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+            do { outcome = .success(try await Self.withDeadline(Self.requestDeadline, body)) } catch { outcome = .failure(error) }
             result.withLock { $0 = outcome }
             done.signal()
         }
@@ -373,7 +373,28 @@ public final class PostgresStore: SharedChatStore {
     func complete<T: Sendable>(_ completion: @escaping @Sendable (Result<T, any Error>) -> Void,
                                _ body: @escaping @Sendable () async throws -> T) {
         Task {
-            do { completion(.success(try await body())) } catch { completion(.failure(error)) }
+            do { completion(.success(try await Self.withDeadline(Self.requestDeadline, body))) } catch { completion(.failure(error)) }
+        }
+    }
+
+    /// How long a request may wait for the database (for a connection, while it restarts)
+    /// before it fails: the client is told, rather than left waiting.
+    static let requestDeadline = Duration.seconds(10)
+    /// The same for a batch of messages: a sender hears within this that its message was not
+    /// stored. Cancelled while it waits for a connection, the batch is never sent, so a message
+    /// reported as not stored is not stored later either.
+    static let commitDeadline = Duration.seconds(5)
+
+    /// `body`, or `PostgresStoreError.timedOut` (and `body` cancelled) after `limit`.
+    static func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw PostgresStoreError.timedOut
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
         }
     }
 }
@@ -385,9 +406,11 @@ private final class FeedPosition: @unchecked Sendable {
     init(_ id: Int64) { self.id = id }
 }
 
-public struct PostgresStoreError: Error, CustomStringConvertible {
+public struct PostgresStoreError: Error, CustomStringConvertible, Equatable {
     public let description: String
     init(_ description: String) { self.description = description }
+
+    static let timedOut = PostgresStoreError("the database did not answer in time (is it running?)")
 }
 
 /// `postgres://user[:password]@host[:port]/database`.

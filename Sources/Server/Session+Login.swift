@@ -161,6 +161,24 @@ extension Session {
         }
     }
 
+    /// A guest that became an account holds its name as accounts do: shared, so its other
+    /// sessions may log in on any node. The shared lease is taken before the exclusive one goes
+    /// (one connection holds both), so the name is never free in between.
+    private func shareLeaseAcrossNodes(name: String) {
+        guard nameLease == .exclusive, let shared = server.sharedStore else { return }
+        nameLease = .shared
+        let key = Names.userKey(name)
+        let logger = server.logger
+        Task {
+            do {
+                if try await !shared.leaseName(key, shared: true) { logger.error("the account \(name) could not share its name across nodes") }
+            } catch {
+                logger.error("sharing the name of \(name) across nodes failed: \(error)")
+            }
+            await shared.releaseName(key, shared: false)
+        }
+    }
+
     /// Gives `name` back: here, and across nodes when leased there.
     func releaseName(_ name: String) {
         server.registry.release(name: name, sessionID: id)
@@ -238,6 +256,7 @@ extension Session {
             case .success:
                 isAccount = true
                 server.registry.promoteToAccount(name: user.name, sessionID: id)
+                shareLeaseAcrossNodes(name: user.name)
                 server.logger.info("registered \(user.name)")
                 output?.sendRegistered(re: re, name: user.name)
             case .failure(StorageError.accountExists):

@@ -4,52 +4,17 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import ChatTestSupport
 import PostgresStorage
 import Synchronization
 import Testing
 
-/// A real PostgreSQL cluster for one test: `Scripts/postgres.sh` makes it (initdb into a fresh
-/// folder, a free loopback port) and removes it. Needs Debian's `postgresql` (`.ci/run`
-/// installs it).
-final class PostgresCluster: Sendable {
-    let folder: String
-    let port: Int
-
-    init() throws {
-        folder = "/tmp/chat-pg-\(UUID().uuidString.prefix(8))"
-        try Self.script(["start", folder])
-        // The port comes back in a file, not a pipe: the server outlives the script and would
-        // hold a pipe's write end (inherited) open forever.
-        let written = try String(contentsOfFile: folder + "/port", encoding: .utf8)
-        guard let port = Int(written.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw PostgresStoreTestError("Scripts/postgres.sh start wrote no port: \(written)")
-        }
-        self.port = port
-    }
-
-    func stop() {
-        _ = try? Self.script(["stop", folder])
-    }
-
+extension PostgresCluster {
     func store(connections: Int = 8) -> PostgresStore {
         // CHAT_TEST_LOG=trace shows the client's log while debugging a test.
         var logger = Logger(label: "postgres") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = ProcessInfo.processInfo.environment["CHAT_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return PostgresStore(host: "127.0.0.1", port: port, username: "chat", database: "chat", connections: connections, logger: logger)
-    }
-
-    /// Runs `Scripts/postgres.sh` to its end. Not with Foundation's `Process`: the server the script
-    /// starts outlives it, and Process then never noticed the script's own exit here.
-    private static func script(_ arguments: [String]) throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let log = "/tmp/chat-pg-script-\(UUID().uuidString.prefix(8)).log"
-        defer { try? FileManager.default.removeItem(atPath: log) }
-        let command = ([root.appending(path: "Scripts/postgres.sh").path] + arguments).map { "'\($0)'" }.joined(separator: " ")
-        let status = system("/bin/bash \(command) </dev/null >'\(log)' 2>&1")
-        guard status == 0 else {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            throw PostgresStoreTestError("Scripts/postgres.sh \(arguments[0]) failed (\(status)): \(text)")
-        }
     }
 }
 
@@ -116,8 +81,8 @@ struct PostgresStoreTestError: Error, CustomStringConvertible {
         try await withCluster { cluster in
             let nodes = (0..<3).map { _ in cluster.store(connections: 4) }
             try await nodes[0].migrate()
-            let room = try await nodes[0].room(named: "lobby")
-            let user = try await nodes[0].user(named: "writer")
+            let room = try await nodes[0].roomID(named: "lobby")
+            let user = try await nodes[0].userID(named: "writer")
             let reader = cluster.store(connections: 1)
             let writersDone = Counter()
             let perWriter = 40
@@ -170,8 +135,8 @@ struct PostgresStoreTestError: Error, CustomStringConvertible {
             let writers = (0..<2).map { _ in cluster.store(connections: 3) }
             let listener = cluster.store(connections: 2)
             try await listener.migrate()
-            let room = try await listener.room(named: "lobby")
-            let user = try await listener.user(named: "writer")
+            let room = try await listener.roomID(named: "lobby")
+            let user = try await listener.userID(named: "writer")
             let heard = Mutex<[ClosedRange<Int64>]>([])
             let listening = Counter()
             let listen = Task {

@@ -142,6 +142,7 @@ let package = Package(
         .executableTarget(
             name: "chat-admin",
             dependencies: [
+                "PostgresStorage",
                 "Storage", "ChatConfiguration", "ChatProtocol", "ChatTerminal", "Transcripts",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -45,6 +45,8 @@ public final class PostgresStore: SharedChatStore {
     let logger: Logger
     let committer: PostgresCommitter
     let leases: PostgresNameLeases
+    /// Where the database is (for `pg_dump`).
+    let connection: PostgresURL
     /// Conversation rooms by their two user ids (low, high): made once, never changed.
     let conversationRooms = Mutex<[PairKey: Int64]>([:])
     struct PairKey: Hashable { let low: Int64, high: Int64 }
@@ -66,6 +68,7 @@ public final class PostgresStore: SharedChatStore {
         self.client = client
         self.logger = logger
         self.location = "postgres://\(username)@\(host):\(port)/\(database)"
+        self.connection = PostgresURL(user: username, password: password, host: host, port: port, database: database)
         runner = Task { await client.run() }
         let connection = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
                                                           database: database, tls: .disable)
@@ -76,17 +79,33 @@ public final class PostgresStore: SharedChatStore {
 
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`) and applies the
     /// migrations it lacks.
-    public static func open(url: String, connections: Int = 8, logger: Logger? = nil) async throws -> PostgresStore {
+    /// `migrating: false` (tools that only read) applies nothing and fails with
+    /// `StorageError.pendingMigrations` when the database lacks some.
+    public static func open(url: String, migrating: Bool = true, requiringCurrentSchema: Bool = true, connections: Int = 8,
+                            logger: Logger? = nil) async throws -> PostgresStore {
         let parts = try PostgresURL(url)
         let store = PostgresStore(host: parts.host, port: parts.port, username: parts.user, password: parts.password,
                                   database: parts.database, connections: connections, logger: logger)
         do {
-            try await store.migrate()
+            if migrating {
+                try await store.migrate()
+            } else if requiringCurrentSchema {
+                let applied = Set(try await store.appliedMigrations())
+                let pending = migrations.map(\.name).filter { !applied.contains($0) }
+                if !pending.isEmpty { throw StorageError.pendingMigrations(pending) }
+            }
         } catch {
             await store.shutdown()
             throw error
         }
         return store
+    }
+
+    /// A database URL without its password, for messages and logs.
+    public static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
     }
 
     /// Closes the pool.
@@ -140,6 +159,11 @@ public final class PostgresStore: SharedChatStore {
 
     /// The migrations recorded in the database, in order.
     public func appliedMigrations() async throws -> [String] {
+        var exists = false
+        for try await found in try await client.query("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger).decode(Bool.self) {
+            exists = found
+        }
+        guard exists else { return [] }
         var names: [String] = []
         for try await name in try await client.query("SELECT name FROM schema_migrations ORDER BY name", logger: logger).decode(String.self) {
             names.append(name)
@@ -420,6 +444,14 @@ struct PostgresURL {
     var host: String
     var port: Int
     var database: String
+
+    init(user: String, password: String?, host: String, port: Int, database: String) {
+        self.user = user
+        self.password = password
+        self.host = host
+        self.port = port
+        self.database = database
+    }
 
     init(_ url: String) throws {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),

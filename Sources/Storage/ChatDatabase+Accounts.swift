@@ -18,6 +18,12 @@ public struct AccountSummary: Sendable, Equatable {
     public var name: String
     public var createdAt: Int64
     public var lastSeen: Int64
+
+    public init(name: String, createdAt: Int64, lastSeen: Int64) {
+        self.name = name
+        self.createdAt = createdAt
+        self.lastSeen = lastSeen
+    }
 }
 
 extension ChatDatabase {

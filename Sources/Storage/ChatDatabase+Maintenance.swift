@@ -11,6 +11,13 @@ public struct ForgetResult: Sendable, Equatable {
     /// Direct messages others sent the user (erased with the conversations).
     public var receivedDirectMessages: Int = 0
     public var readMarkers: Int
+
+    public init(user: String?, messages: Int, receivedDirectMessages: Int = 0, readMarkers: Int) {
+        self.user = user
+        self.messages = messages
+        self.receivedDirectMessages = receivedDirectMessages
+        self.readMarkers = readMarkers
+    }
 }
 
 extension ChatDatabase {

@@ -7,6 +7,13 @@ public struct ActivitySummary: Sendable, Equatable {
     /// Milliseconds since the epoch of the first and last message (nil without messages).
     public var firstMessage: Int64?
     public var lastMessage: Int64?
+
+    public init(name: String, messages: Int, firstMessage: Int64?, lastMessage: Int64?) {
+        self.name = name
+        self.messages = messages
+        self.firstMessage = firstMessage
+        self.lastMessage = lastMessage
+    }
 }
 
 /// A user with its activity.
@@ -15,6 +22,13 @@ public struct UserSummary: Sendable, Equatable {
     public var firstSeen: Int64
     public var lastSeen: Int64
     public var messages: Int
+
+    public init(name: String, firstSeen: Int64, lastSeen: Int64, messages: Int) {
+        self.name = name
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.messages = messages
+    }
 }
 
 /// Messages of one UTC day.
@@ -22,6 +36,11 @@ public struct DailyCount: Sendable, Equatable {
     /// Days since 1970-01-01.
     public var day: Int64
     public var messages: Int
+
+    public init(day: Int64, messages: Int) {
+        self.day = day
+        self.messages = messages
+    }
 }
 
 /// Everything `chat-admin stats` shows.
@@ -34,6 +53,17 @@ public struct Statistics: Sendable, Equatable {
     public var perRoom: [ActivitySummary]
     public var perUser: [ActivitySummary]
     public var perDay: [DailyCount]
+
+    public init(messages: Int, users: Int, rooms: Int, firstMessage: Int64?, lastMessage: Int64?, perRoom: [ActivitySummary], perUser: [ActivitySummary], perDay: [DailyCount]) {
+        self.messages = messages
+        self.users = users
+        self.rooms = rooms
+        self.firstMessage = firstMessage
+        self.lastMessage = lastMessage
+        self.perRoom = perRoom
+        self.perUser = perUser
+        self.perDay = perDay
+    }
 }
 
 extension ChatDatabase {

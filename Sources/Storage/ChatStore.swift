@@ -165,3 +165,30 @@ extension ChatStore {
         return slice
     }
 }
+
+/// What `chat-admin` asks of a store besides the server's reads: transcripts, statistics,
+/// accounts and maintenance. SQLite and PostgreSQL both answer it.
+public protocol AdminStore: ChatStore {
+    /// Calls `body` with every message matching `filter`, in id order, with flat memory.
+    func forEachMessage(matching filter: MessageFilter, _ body: (ChatMessage) throws -> Void) throws
+    func countMessages(matching filter: MessageFilter) throws -> Int
+    /// The hidden room names of every conversation, oldest first (for grouped exports).
+    func conversationRoomNames() throws -> [String]
+    func statistics() throws -> Statistics
+    func users() throws -> [UserSummary]
+    func account(named name: String) throws -> AccountRecord?
+    func addAccount(name: String, password: PasswordHash) throws -> UserRecord
+    func changePassword(name: String, password: PasswordHash) throws -> Bool
+    func removeAccount(name: String) throws -> Bool
+    func accounts() throws -> [AccountSummary]
+    /// A consistent copy at `path` (which must not exist), taken while the server runs.
+    func backup(to path: String) throws
+    func deleteMessages(ids: [Int64], dryRun: Bool) throws -> [Int64]
+    func forgetUser(named name: String, dryRun: Bool) throws -> ForgetResult
+    /// Problems found by the store's own checks; empty when sound.
+    func integrityProblems() throws -> [String]
+    /// The migrations recorded in the store, in order.
+    func appliedMigrations() throws -> [String]
+}
+
+extension ChatDatabase: AdminStore {}

@@ -1,7 +1,9 @@
 import ArgumentParser
 import ChatConfiguration
 import Foundation
+import PostgresStorage
 import Storage
+import Synchronization
 import Transcripts
 
 @main
@@ -75,7 +77,27 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    func openReadOnly() throws -> ChatDatabase {
+    /// The PostgreSQL database the server uses (`CHAT_DATABASE_URL`, or the configuration's
+    /// `database.postgres`), or nil when it keeps its history in SQLite (or `--database` names
+    /// a file).
+    func postgresURL() throws -> String? {
+        guard database == nil else { return nil }
+        if let url = ProcessInfo.processInfo.environment["CHAT_DATABASE_URL"], !url.isEmpty { return url }
+        do {
+            return try ServerConfiguration.load(path: config ?? "config.json", environment: [:]).database.postgres
+        } catch {
+            throw Failure("\(error)")
+        }
+    }
+
+    /// Where the history is, for messages: the file, or the database URL without its password.
+    func location() throws -> String {
+        if let url = try postgresURL() { return PostgresStore.redacted(url) }
+        return try path()
+    }
+
+    func openReadOnly() throws -> any AdminStore {
+        if let url = try postgresURL() { return try openPostgres(url, migrating: false) }
         let path = try path()
         do {
             return try ChatDatabase.openReadOnly(path: path)
@@ -84,12 +106,31 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    func openForWriting() throws -> ChatDatabase {
+    func openForWriting() throws -> any AdminStore {
+        if let url = try postgresURL() { return try openPostgres(url, migrating: true) }
         let path = try path()
         do {
             return try ChatDatabase.openExisting(path: path)
         } catch {
             throw Failure("cannot open \(path): \(error)")
+        }
+    }
+
+    /// PostgreSQL: connects (the tool's commands are synchronous, so this waits for it).
+    func openPostgres(_ url: String, migrating: Bool, allowingPending: Bool = false) throws -> PostgresStore {
+        let done = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<PostgresStore, any Error>?>(nil)
+        Task {
+            let outcome: Result<PostgresStore, any Error>
+            do { outcome = .success(try await PostgresStore.open(url: url, migrating: migrating, requiringCurrentSchema: !allowingPending, connections: 2)) } catch { outcome = .failure(error) }
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        done.wait()
+        do {
+            return try result.withLock { $0! }.get()
+        } catch {
+            throw Failure("cannot open \(PostgresStore.redacted(url)): \(error)")
         }
     }
 }

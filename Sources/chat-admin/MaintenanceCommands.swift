@@ -25,8 +25,12 @@ struct Backup: AsyncParsableCommand {
                 try? FileManager.default.removeItem(atPath: file)
                 throw Failure("backup to \(file) failed: \(error)")
             }
-            let copy = try ChatDatabase.openReadOnly(path: file)
-            print("backed up \(grouped(try copy.countMessages())) messages to \(file)")
+            if try database.postgresURL() != nil {
+                print("backed up \(try database.location()) to \(file) (pg_dump's custom format: restore with pg_restore)")
+            } else {
+                let copy = try ChatDatabase.openReadOnly(path: file)
+                print("backed up \(grouped(try copy.countMessages())) messages to \(file)")
+            }
         }
     }
 }
@@ -107,6 +111,7 @@ struct Check: AsyncParsableCommand {
 
     func run() async throws {
         try reporting {
+            if try database.postgresURL() != nil { return try report(try database.openReadOnly().integrityProblems()) }
             let path = try database.path()
             // Opening for writing would apply the migrations: a file that is not (yet) a chat
             // database must be reported, not turned into one.
@@ -117,13 +122,16 @@ struct Check: AsyncParsableCommand {
                 throw Failure("\(path) is not a chat database: \(error)")
             }
             guard !applied.isEmpty else { throw Failure("\(path) is not a chat database (it has no schema)") }
-            let problems = try database.openForWriting().integrityProblems()
-            if problems.isEmpty {
-                print("ok")
-            } else {
-                for problem in problems { print(problem) }
-                throw Failure("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")
-            }
+            try report(try database.openForWriting().integrityProblems())
+        }
+    }
+
+    private func report(_ problems: [String]) throws {
+        if problems.isEmpty {
+            print("ok")
+        } else {
+            for problem in problems { print(problem) }
+            throw Failure("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")
         }
     }
 }
@@ -135,10 +143,17 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         try reporting {
-            let path = try database.path()
-            guard FileManager.default.fileExists(atPath: path) else { throw Failure("no database at \(path)") }
+            let before: [String]
+            if let url = try database.postgresURL() {
+                // Opened without migrating first, to tell what the migration then applied.
+                let store = try database.openPostgres(url, migrating: false, allowingPending: true)
+                before = try store.appliedMigrations()
+            } else {
+                let path = try database.path()
+                guard FileManager.default.fileExists(atPath: path) else { throw Failure("no database at \(path)") }
+                before = try ChatDatabase.appliedMigrations(atPath: path)
+            }
             // Opening for writing applies what is missing; report what that was.
-            let before = try ChatDatabase.appliedMigrations(atPath: path)
             let store = try database.openForWriting()
             let applied = try store.appliedMigrations().filter { !before.contains($0) }
             print(applied.isEmpty ? "up to date (\(before.last ?? "no migrations"))" : "applied \(applied.joined(separator: ", "))")

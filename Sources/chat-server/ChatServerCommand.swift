@@ -80,7 +80,7 @@ struct ChatServerCommand: AsyncParsableCommand {
             do {
                 store = try await PostgresStore.open(url: url)
             } catch {
-                printError("chat-server: cannot open the PostgreSQL database \(Self.redacted(url)): \(String(reflecting: error))")
+                printError("chat-server: cannot open the PostgreSQL database \(PostgresStore.redacted(url)): \(String(reflecting: error))")
                 throw ExitCode.failure
             }
         } else {
@@ -142,13 +142,6 @@ struct ChatServerCommand: AsyncParsableCommand {
             return source
         }
         return [hangUp] + ignored
-    }
-
-    /// A database URL without its password, for messages.
-    static func redacted(_ url: String) -> String {
-        guard var components = URLComponents(string: url), components.password != nil else { return url }
-        components.password = "***"
-        return components.string ?? url
     }
 
     private func printError(_ message: String) {

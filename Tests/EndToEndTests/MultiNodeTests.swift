@@ -239,4 +239,47 @@ extension LineClient {
         #expect(texts.filter { $0 == "after the restart" }.count == 1)
         #expect(!texts.contains("during the outage"))
     }
+
+    @Test func chatAdminWorksOnTheSharedDatabaseBesideTheRunningNodes() throws {
+        let nodes = try Nodes(count: 2)
+        defer { nodes.stop() }
+        let environment = ["CHAT_DATABASE_URL": nodes.cluster.url]
+        func admin(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+            try runToCompletion("chat-admin", ["--config", nodes.scratch.file("config.json")] + arguments, environment: environment)
+        }
+        let alice = try nodes[0].user("alice")
+        let bob = try nodes[1].user("bob")
+        try alice.join("ops")
+        try bob.join("ops")
+        _ = try alice.say("deploy on friday", in: "ops")
+        _ = try bob.say("no deploys on fridays", in: "ops")
+        _ = try alice.request(["type": "say", "to": "bob", "text": "friday lunch?"])
+
+        let search = try admin(["search", "deploy*", "--format", "ndjson"])
+        #expect(search.status == 0, "\(search.err)")
+        #expect(search.out.split(separator: "\n").count == 2)
+        #expect(try admin(["search", "\"deploy"]).status == 64, "an unterminated phrase is a usage error")
+        let export = try admin(["export", "--format", "ndjson"])
+        #expect(export.out.split(separator: "\n").count == 3)
+        #expect(export.out.contains(#""to":"bob""#), "direct messages are exported with their recipient")
+        let stats = try admin(["stats"])
+        #expect(stats.status == 0 && stats.out.contains("messages  3"), "\(stats.out)")
+
+        // An account made by the tool logs in on every node.
+        let added = try runToCompletion("chat-admin", ["--config", nodes.scratch.file("config.json"), "account", "add", "carol"],
+                                        input: "a long password\n", environment: environment)
+        #expect(added.status == 0, "\(added.err)")
+        for node in 0..<2 {
+            #expect(try nodes[node].client().loginAnswer("carol", accountPassword: "a long password").type == "welcome")
+        }
+
+        let dump = nodes.scratch.file("backup.dump")
+        #expect(try admin(["backup", dump]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: dump))
+        #expect(try admin(["check"]).out == "ok\n")
+        let forget = try admin(["forget", "alice"])
+        #expect(forget.status == 0, "\(forget.err)")
+        let after = try admin(["export", "--format", "ndjson"])
+        #expect(after.out.split(separator: "\n").count == 1, "alice's message and her conversation with bob are gone")
+    }
 }

@@ -16,6 +16,8 @@ actor PostgresNameLeases {
     /// The leases this node holds, so a new connection (after the old one or the database went
     /// away) takes them again.
     private var held: [Lease: Int] = [:]
+    /// This node's id, whose lock (7412, id) says the node runs (`PostgresStore+Presence`).
+    private var node: Int32?
 
     private struct Lease: Hashable {
         let key: String
@@ -57,6 +59,18 @@ actor PostgresNameLeases {
         }
     }
 
+    /// Holds this node's lock (again, after a reconnection) on the lease connection.
+    func holdNode(_ id: Int32) async throws {
+        node = id
+        let connection = try await connected()
+        do {
+            _ = try await connection.query("SELECT pg_advisory_lock(7412, \(id))", logger: logger)
+        } catch {
+            drop(connection)
+            throw error
+        }
+    }
+
     func close() async {
         isClosed = true
         held = [:]
@@ -74,6 +88,7 @@ actor PostgresNameLeases {
         guard !isClosed else { throw PostgresStoreError("the store is closed") }
         let fresh = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         connection = fresh
+        if let node { _ = try await fresh.query("SELECT pg_advisory_lock(7412, \(node))", logger: logger) }
         for (lease, count) in held {
             let function = lease.shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock"
             for _ in 0..<count {

@@ -80,6 +80,7 @@ extension PostgresStore {
 
     public func waitForPendingWrites() async throws {
         await committer.waitForPendingWrites()
+        await announcementsWritten()
     }
 
     // MARK: Reads

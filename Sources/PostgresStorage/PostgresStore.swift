@@ -45,6 +45,8 @@ public final class PostgresStore: SharedChatStore {
     let logger: Logger
     let committer: PostgresCommitter
     let leases: PostgresNameLeases
+    /// This node's presence: its id and its announcements.
+    let node = NodePresence()
     /// Where the database is (for `pg_dump`).
     let connection: PostgresURL
     /// Conversation rooms by their two user ids (low, high): made once, never changed.
@@ -117,6 +119,7 @@ public final class PostgresStore: SharedChatStore {
 
     public func close() {
         committer.close()
+        node.announcements.finish()
         let leases = self.leases
         let runner = self.runner
         // The pool's task ends once cancelled; nothing waits for it on a server's way out.

@@ -149,8 +149,8 @@ public final class ChatServer: Sendable {
     }
 
     /// On a shared store, follows every node's commits into the rooms (this node's own too), from
-    /// the id the shards started at; returns once the feed listens, so nothing said from now on
-    /// can be missed.
+    /// the id the shards started at, and the other nodes' presence; returns once both listen, so
+    /// nothing said from now on can be missed.
     private static func startFeed(context: ServerContext) async -> Task<Void, Never>? {
         guard let shared = context.sharedStore else { return nil }
         let listening = AsyncStream<Void>.makeStream()
@@ -160,7 +160,22 @@ public final class ChatServer: Sendable {
             }
         }
         for await _ in listening.stream {}
-        return task
+        let presence = AsyncStream<Void>.makeStream()
+        let presenceTask = Task {
+            await shared.followPresence(onListening: { presence.continuation.finish() }) { event in
+                context.applyRemotePresence(event)
+            }
+        }
+        for await _ in presence.stream {}
+        return Task {
+            await withTaskCancellationHandler {
+                await task.value
+                await presenceTask.value
+            } onCancel: {
+                task.cancel()
+                presenceTask.cancel()
+            }
+        }
     }
 
     /// `metrics.host:metrics.port`, HTTP/1.1, `GET /metrics` only: kept off the chat listener.

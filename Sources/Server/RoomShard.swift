@@ -74,7 +74,7 @@ final class RoomShard: @unchecked Sendable {
             return room
         }()
         if room.members[subscription.sessionID] != nil {
-            return JoinAcceptance(members: room.memberNames, boundary: watermark, pendingMarker: nil, wasAlreadyMember: true)
+            return JoinAcceptance(members: allMemberNames(of: room), boundary: watermark, pendingMarker: nil, wasAlreadyMember: true)
         }
         room.members[subscription.sessionID] = subscription
         room.membersByLoop[subscription.loopIndex].append(subscription)
@@ -83,11 +83,15 @@ final class RoomShard: @unchecked Sendable {
         room.sessionsPerUser[subscription.userKey] = sessions
         if sessions == 1 {
             room.memberNames.append(subscription.displayName)
-            queuePresence(in: room, name: subscription.displayName, event: .join, isQuit: false, reason: nil, joiner: subscription.sessionID)
+            server.announcePresence(room: room.name, name: subscription.displayName, joined: true)
+            // Already in the room on another node: its members here know.
+            if !server.isPresentElsewhere(room: room.name, userKey: subscription.userKey) {
+                queuePresence(in: room, name: subscription.displayName, event: .join, isQuit: false, reason: nil, joiner: subscription.sessionID)
+            }
             server.logger.info("join #\(room.name) \(subscription.displayName)")
         }
         return JoinAcceptance(
-            members: room.memberNames, boundary: watermark,
+            members: allMemberNames(of: room), boundary: watermark,
             pendingMarker: room.departedMarkers[subscription.userKey], wasAlreadyMember: false)
     }
 
@@ -104,7 +108,10 @@ final class RoomShard: @unchecked Sendable {
         room.sessionsPerUser[subscription.userKey] = sessions > 0 ? sessions : nil
         if sessions == 0 {
             if let index = room.memberNames.firstIndex(of: subscription.displayName) { room.memberNames.remove(at: index) }
-            queuePresence(in: room, name: subscription.displayName, event: .leave, isQuit: isQuit, reason: reason, joiner: nil)
+            server.announcePresence(room: room.name, name: subscription.displayName, joined: false, isQuit: isQuit, reason: reason)
+            if !server.isPresentElsewhere(room: room.name, userKey: subscription.userKey) {
+                queuePresence(in: room, name: subscription.displayName, event: .leave, isQuit: isQuit, reason: reason, joiner: nil)
+            }
             server.logger.info("leave #\(room.name) \(subscription.displayName)\(reason.map { " (\($0))" } ?? "")")
         }
 
@@ -169,11 +176,30 @@ final class RoomShard: @unchecked Sendable {
     }
 
     func memberNames(of roomName: String) -> [String] {
-        rooms[roomName]?.memberNames ?? []
+        guard let room = rooms[roomName] else { return server.remoteMembers(of: roomName, excluding: [:]).map(\.name) }
+        return allMemberNames(of: room)
+    }
+
+    /// The members here, in the order they joined, then those only on other nodes.
+    private func allMemberNames(of room: Room) -> [String] {
+        room.memberNames + server.remoteMembers(of: room.name, excluding: room.sessionsPerUser).map(\.name)
     }
 
     func memberCounts() -> [String: Int] {
-        rooms.compactMapValues { $0.sessionsPerUser.isEmpty ? nil : $0.sessionsPerUser.count }
+        rooms.compactMapValues { room in
+            room.sessionsPerUser.isEmpty ? nil : room.sessionsPerUser.count + server.remoteMembers(of: room.name, excluding: room.sessionsPerUser).count
+        }
+    }
+
+    /// A user appeared in or vanished from a room on the other nodes (`ServerContext`): its
+    /// members here hear of it, unless the user is in the room here too.
+    func remotePresence(_ change: PresenceChange) {
+        eventLoop.assertInEventLoop()
+        guard let room = rooms[change.room], !room.members.isEmpty,
+              room.sessionsPerUser[Names.userKey(change.name)] == nil else { return }
+        queuePresence(in: room, name: change.name, event: change.joined ? .join : .leave, isQuit: change.isQuit,
+                      reason: change.reason, joiner: nil)
+        dropIfIdle(room)
     }
 
     // MARK: Delivery

@@ -53,6 +53,13 @@ final class ServerContext: Sendable {
     /// On a shared store: the authors of this node's messages, by id, from their commit until
     /// the commit feed delivers them (every node's messages reach the rooms through the feed).
     let localAuthors = Mutex<[Int64: RoomEvent.Author]>([:])
+    /// On a shared store: who is in which room on the other nodes, by room and user key, with
+    /// the nodes each is on (a user may be in a room on several).
+    let remotePresence = Mutex<[String: [String: RemoteMember]]>([:])
+    struct RemoteMember {
+        var name: String
+        var nodes: Set<Int>
+    }
     /// The newest message id when the server started: the feed follows from there.
     let initialWatermark: Int64
     /// Per event loop, what rooms send its members.
@@ -201,6 +208,59 @@ final class ServerContext: Sendable {
         }
     }
 
+    // MARK: Presence across nodes
+
+    /// A user's first arrival in a room on this node, or last departure: the other nodes hear of it.
+    func announcePresence(room: String, name: String, joined: Bool, isQuit: Bool = false, reason: String? = nil) {
+        sharedStore?.announcePresence(PresenceChange(room: room, name: name, joined: joined, isQuit: isQuit, reason: reason))
+    }
+
+    /// Whether the user is in the room on another node.
+    func isPresentElsewhere(room: String, userKey: String) -> Bool {
+        guard sharedStore != nil else { return false }
+        return remotePresence.withLock { $0[room]?[userKey] != nil }
+    }
+
+    /// The room's members on other nodes (key and name), but those in `local`.
+    func remoteMembers(of room: String, excluding local: [String: Int]) -> [(key: String, name: String)] {
+        guard sharedStore != nil else { return [] }
+        return remotePresence.withLock { presence in
+            (presence[room] ?? [:]).filter { local[$0.key] == nil }.map { ($0.key, $0.value.name) }.sorted { $0.name < $1.name }
+        }
+    }
+
+    /// What the presence feed says about the other nodes. A user who appears in a room (on its
+    /// first node) or vanishes from it (from its last) is told to the room's members here,
+    /// unless the user is in the room here too.
+    func applyRemotePresence(_ event: PresenceEvent) {
+        switch event {
+        case .snapshot(let changes):
+            var presence: [String: [String: RemoteMember]] = [:]
+            for change in changes {
+                presence[change.room, default: [:]][Names.userKey(change.name), default: RemoteMember(name: change.name, nodes: [])]
+                    .nodes.insert(change.node)
+            }
+            remotePresence.withLock { $0 = presence }
+        case .change(let change):
+            let key = Names.userKey(change.name)
+            let isTransition = remotePresence.withLock { presence -> Bool in
+                var members = presence[change.room] ?? [:]
+                let wasPresent = members[key] != nil
+                if change.joined {
+                    members[key, default: RemoteMember(name: change.name, nodes: [])].nodes.insert(change.node)
+                } else if var member = members[key] {
+                    member.nodes.remove(change.node)
+                    members[key] = member.nodes.isEmpty ? nil : member
+                }
+                presence[change.room] = members.isEmpty ? nil : members
+                return wasPresent != (members[key] != nil)
+            }
+            guard isTransition else { return }
+            let shard = shard(forRoom: change.room)
+            shard.eventLoop.execute { shard.remotePresence(change) }
+        }
+    }
+
     /// Returns once the feed has delivered this node's committed messages (at most 5 s: a
     /// feed cut off from the database cannot deliver them, and shutdown goes on).
     func feedDelivered() async {
@@ -242,6 +302,10 @@ final class ServerContext: Sendable {
         return EventLoopFuture.whenAllSucceed(counts, on: eventLoop).and(stored).map { memberCounts, rooms in
             var members: [String: Int] = [:]
             for counts in memberCounts { members.merge(counts) { $0 + $1 } }
+            // Rooms with members only on other nodes (the shards counted the others').
+            for (room, remote) in self.remotePresence.withLock({ $0 }) where members[room] == nil {
+                members[room] = remote.count
+            }
             return rooms.map { ServerFrame.RoomSummary(name: $0.room.name, members: members[$0.room.name] ?? 0, messages: $0.messages) }
         }
     }

@@ -82,6 +82,40 @@ public protocol SharedChatStore: ChatStore {
     func leaseName(_ key: String, shared: Bool) async throws -> Bool
     /// Gives back one lease taken with the same `shared` (leases are counted per node).
     func releaseName(_ key: String, shared: Bool) async
+
+    /// Tells the other nodes that a user arrived in a room on this node (its first session
+    /// there) or left it (its last). Announcements go out in the order made.
+    func announcePresence(_ change: PresenceChange)
+    /// Calls `deliver` with who is in which room on the other nodes: first everything (a
+    /// snapshot, again after every reconnection), then each change, until cancelled.
+    func followPresence(onListening: @escaping @Sendable () -> Void, _ deliver: @escaping @Sendable (PresenceEvent) -> Void) async
+}
+
+/// A user's arrival in a room or departure from it, on one node.
+public struct PresenceChange: Sendable, Equatable {
+    public var node: Int
+    public var room: String
+    public var name: String
+    public var joined: Bool
+    /// A departure because the connection ended (IRC `QUIT`), with its reason.
+    public var isQuit: Bool
+    public var reason: String?
+
+    public init(node: Int = 0, room: String, name: String, joined: Bool, isQuit: Bool = false, reason: String? = nil) {
+        self.node = node
+        self.room = room
+        self.name = name
+        self.joined = joined
+        self.isQuit = isQuit
+        self.reason = reason
+    }
+}
+
+/// What `followPresence` reports.
+public enum PresenceEvent: Sendable, Equatable {
+    /// Every user in every room on the other nodes, replacing what was known.
+    case snapshot([PresenceChange])
+    case change(PresenceChange)
 }
 
 /// A committed message as every node hears it.

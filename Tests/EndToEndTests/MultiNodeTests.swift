@@ -282,4 +282,44 @@ extension LineClient {
         let after = try admin(["export", "--format", "ndjson"])
         #expect(after.out.split(separator: "\n").count == 1, "alice's message and her conversation with bob are gone")
     }
+
+    @Test func membersAndPresenceSpanTheNodes() throws {
+        let nodes = try Nodes(count: 3)
+        defer { nodes.stop() }
+        let alice = try nodes[0].user("alice")
+        try alice.join("lobby")
+        let bob = try nodes[1].user("bob")
+        let (joined, _) = try bob.join("lobby")
+        #expect(joined.members == ["bob", "alice"], "members here first, then those on other nodes")
+        let arrival = try alice.next("presence")
+        #expect(arrival["name"]?.stringValue == "bob" && arrival["event"]?.stringValue == "join")
+        let who = try alice.request(["type": "who", "room": "lobby"])
+        #expect(Set(who.members) == ["alice", "bob"])
+
+        // An account in the room on two nodes arrives once and leaves once, for everyone.
+        let dana = try nodes[0].user("dana")
+        #expect(try dana.request(["type": "register", "password": "correct horse"]).type == "registered")
+        try dana.join("lobby")
+        #expect(try bob.next("presence")["name"]?.stringValue == "dana")
+        let dana2 = try nodes[2].client()
+        #expect(try dana2.loginAnswer("dana", accountPassword: "correct horse").type == "welcome")
+        try dana2.join("lobby")
+        #expect(try dana.request(["type": "leave", "room": "lobby"]).type == "left")
+        dana2.send(["type": "quit", "reason": "off"])
+        _ = try dana2.readUntilClosed()
+        let departure = try bob.next("presence")
+        #expect(departure["name"]?.stringValue == "dana" && departure["event"]?.stringValue == "leave",
+                "one departure, after the last session left: \(departure)")
+
+        // A node that dies takes its members with it: the others announce them gone.
+        let eve = try nodes[2].user("eve")
+        try eve.join("lobby")
+        #expect(try alice.next("presence")["name"]?.stringValue == "dana")
+        #expect(try alice.next("presence")["name"]?.stringValue == "dana")
+        #expect(try alice.next("presence")["name"]?.stringValue == "eve")
+        kill(nodes[2].child.pid, SIGKILL)
+        let gone = try alice.next("presence")
+        #expect(gone["name"]?.stringValue == "eve" && gone["event"]?.stringValue == "leave")
+        #expect(try alice.request(["type": "who", "room": "lobby"]).members.sorted() == ["alice", "bob"])
+    }
 }

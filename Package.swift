@@ -233,7 +233,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Storage", "ChatProtocol", "ChatClient", "ChatTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Storage", "ChatProtocol", "ChatClient", "ChatTestSupport", "IRCProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSwift6
         ),
     ]

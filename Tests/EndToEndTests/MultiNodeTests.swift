@@ -1,6 +1,7 @@
 import ChatProtocol
 import ChatTestSupport
 import Foundation
+import IRCProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -321,5 +322,23 @@ extension LineClient {
         let gone = try alice.next("presence")
         #expect(gone["name"]?.stringValue == "eve" && gone["event"]?.stringValue == "leave")
         #expect(try alice.request(["type": "who", "room": "lobby"]).members.sorted() == ["alice", "bob"])
+    }
+
+    @Test func anIRCClientOnOneNodeTalksWithANativeClientOnAnother() throws {
+        let nodes = try Nodes(count: 2, config: #"{"limits":{"rate":null},"log":{"messages":false},"irc":{"enabled":true,"port":0}}"#)
+        defer { nodes.stop() }
+        let alice = try nodes[0].user("alice")
+        try alice.join("lobby")
+        let irc = try IRCTestClient(port: try nodes[1].announcedPort(of: "irc"))
+        try irc.register("carol")
+        let names = try irc.join("#lobby").filter { $0.command == "353" }.flatMap { $0.text.split(separator: " ") }
+        #expect(names.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "@+")) }.contains("alice"), "NAMES lists the other node's members")
+        #expect(try alice.next("presence")["name"]?.stringValue == "carol")
+        _ = try alice.say("hello irc")
+        let privmsg = try irc.read(until: "PRIVMSG") { $0.command == "PRIVMSG" }.last
+        #expect(privmsg?.nick == "alice" && privmsg?.text == "hello irc")
+        irc.send("PRIVMSG #lobby :hello native")
+        let reply = try alice.next("message")
+        #expect(reply.from == "carol" && reply.text == "hello native")
     }
 }

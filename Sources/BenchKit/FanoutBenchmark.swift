@@ -72,8 +72,13 @@ public struct FanoutBenchmark: AsyncParsableCommand {
     public var ircClients = 0
     @Option(help: "Every client connects to the web listener on this port and speaks the native protocol over a WebSocket at /ws.")
     public var webPort: Int?
+    @Option(name: .customLong("also-port"), help: ArgumentHelp(
+        "Another node of the same service (database.postgres): the clients, senders included, are spread over --port and these in turn. Repeatable.",
+        valueName: "port"))
+    public var alsoPorts: [Int] = []
 
     public func validate() throws {
+        guard alsoPorts.isEmpty || (webPort == nil && ircClients == 0) else { throw ValidationError("--also-port is for native TCP clients only") }
         guard ircClients == 0 || ircPort != nil else { throw ValidationError("--irc-clients needs --irc-port") }
         guard webPort == nil || ircClients == 0 else { throw ValidationError("--web-port and --irc-clients do not mix") }
         guard ircClients >= 0, ircClients <= clients - stalled - senders else { throw ValidationError("--irc-clients must leave room for the senders") }
@@ -98,7 +103,7 @@ public struct FanoutBenchmark: AsyncParsableCommand {
                                                  namePrefix: "fan\(UInt16.random(in: 0...UInt16.max))-", room: room,
                                                  stalled: stalled, tls: try server.tlsContext(),
                                                  irc: ircPort.map { ($0, clients - ircClients) }, overWebSocket: webPort != nil,
-                                                 statistics: statistics)
+                                                 spreadOver: alsoPorts.isEmpty ? [] : [server.port] + alsoPorts, statistics: statistics)
         let joinSeconds = now() - started
         let senderClients = Array(connected[stalled..<(stalled + senders)])
         let cpuBefore = server.serverPid.flatMap(cpuSeconds)
@@ -151,7 +156,7 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         func ms(_ percentile: Double) -> Double { Double(latency.valueAtPercentile(percentile)) / 1e6 }
         var report: [String: Any] = [
             "benchmark": "fanout", "clients": clients, "senders": senders, "messages": messages, "size": size, "rate": rate,
-            "stalled": stalled, "irc_clients": ircClients, "websocket": webPort != nil, "sent": total, "expected": expected, "delivered": delivered, "lost": expected - delivered,
+            "stalled": stalled, "irc_clients": ircClients, "nodes": 1 + alsoPorts.count, "websocket": webPort != nil, "sent": total, "expected": expected, "delivered": delivered, "lost": expected - delivered,
             "order_errors": orderErrors, "join_s": joinSeconds, "send_s": sendSeconds, "duration_s": duration,
             "deliveries_per_s": Double(delivered) / duration,
             "latency_ms": ["p50": ms(50), "p90": ms(90), "p99": ms(99), "max": Double(latency.max) / 1e6],

@@ -332,7 +332,8 @@ struct LoadError: Error, CustomStringConvertible {
 func connectClients(
     group: MultiThreadedEventLoopGroup, host: String, port: Int, count: Int, namePrefix: String, room: String,
     history: Int = 0, stalled: Int = 0, concurrency: Int = 64, countsOwnMessages: Bool = true, tls: NIOSSLContext? = nil,
-    irc: (port: Int, from: Int)? = nil, overWebSocket: Bool = false, statistics: [ObjectIdentifier: LoopStatistics]
+    irc: (port: Int, from: Int)? = nil, overWebSocket: Bool = false, spreadOver ports: [Int] = [],
+    statistics: [ObjectIdentifier: LoopStatistics]
 ) async throws -> [(client: LoadClient, channel: any Channel)] {
     var clients: [(LoadClient, any Channel)] = []
     var index = 0
@@ -356,7 +357,7 @@ func connectClients(
                                 try channel.pipeline.syncOperations.addHandler(client)
                             }
                         }
-                        .connect(host: host, port: irc.map { number >= $0.from ? $0.port : port } ?? port).get()
+                        .connect(host: host, port: irc.map { number >= $0.from ? $0.port : port } ?? (ports.isEmpty ? port : ports[number % ports.count])).get()
                     let client = try await channel.pipeline.handler(type: LoadClient.self).get()
                     try await client.joinedPromise.futureResult.get()
                     return (number, client, channel)

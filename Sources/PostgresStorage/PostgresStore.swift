@@ -41,6 +41,8 @@ public final class PostgresStore: SharedChatStore {
     }
 
     let client: PostgresClient
+    /// This process, in the commit notifications: a node knows its own ranges from the others'.
+    let origin = UInt32.random(in: 1...UInt32.max)
     private let runner: Task<Void, Never>
     let logger: Logger
     let committer: PostgresCommitter
@@ -175,15 +177,18 @@ public final class PostgresStore: SharedChatStore {
     }
 
     /// A migration's statements, one by one (the extended protocol takes one at a time): split at
-    /// the semicolons that end lines, `--` comments dropped. Migrations keep to that shape.
+    /// the semicolons that end lines, outside `$$` bodies; `--` comment lines dropped. Migrations
+    /// keep to that shape.
     static func statements(of sql: String) -> [String] {
         let lines = sql.split(separator: "\n", omittingEmptySubsequences: false)
             .filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("--") }
         var statements: [String] = []
         var current = ""
+        var inBody = false
         for line in lines {
             current += line + "\n"
-            if line.trimmingCharacters(in: .whitespaces).hasSuffix(";") {
+            if line.components(separatedBy: "$$").count % 2 == 0 { inBody.toggle() }
+            if !inBody, line.trimmingCharacters(in: .whitespaces).hasSuffix(";") {
                 statements.append(current.trimmingCharacters(in: .whitespacesAndNewlines))
                 current = ""
             }
@@ -217,42 +222,25 @@ public final class PostgresStore: SharedChatStore {
     public func append(_ drafts: [Draft]) async throws -> [(id: Int64, timestamp: Int64)] {
         guard !drafts.isEmpty else { return [] }
         let now = Timestamp.now()
-        let count = Int64(drafts.count)
         let rooms = drafts.map(\.roomID), users = drafts.map(\.userID)
         let kinds = drafts.map { Self.kindCode($0.kind) }, texts = drafts.map(\.text)
-        // One statement in an explicit transaction: the ids (the counter's row lock, held until
-        // this commits), the rows, and the announcement of the range (delivered to listeners only
-        // once this commits, in commit order). Explicit, so the answer comes after COMMIT has
-        // completed: an implicit transaction's rows arrive before its commit.
-        return try await client.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query("""
-                WITH ids AS (
-                    UPDATE message_ids SET last_id = last_id + \(count) RETURNING last_id - \(count) + 1 AS first
-                ), inserted AS (
-                    INSERT INTO messages (id, room_id, user_id, ts, kind, text)
-                    SELECT ids.first - 1 + d.n, d.room, d.usr, \(now), d.kind, d.text
-                    FROM ids, unnest(\(rooms)::bigint[], \(users)::bigint[], \(kinds)::smallint[], \(texts)::text[]) WITH ORDINALITY
-                        AS d(room, usr, kind, text, n)
-                    RETURNING 1
-                ), announced AS (
-                    SELECT pg_notify(\(Self.commitChannel), ids.first::text || '-' || (ids.first + \(count) - 1)::text) FROM ids
-                )
-                SELECT ids.first, (SELECT count(*) FROM inserted) FROM ids, announced
-                """, logger: logger)
-            var first: Int64?
-            for try await (id, inserted) in rows.decode((Int64, Int64).self) {
-                guard inserted == count else { throw PostgresStoreError("stored \(inserted) of \(count) messages") }
-                first = id
-            }
-            guard let first else { throw PostgresStoreError("no ids returned") }
-            return (0..<drafts.count).map { (first + Int64($0), now) }
-        }
+        // One round trip: `append_messages` (migration 0004) takes the ids (the counter's row
+        // lock, held until its COMMIT), stores the rows, announces the range (delivered to
+        // listeners only once committed, in commit order) and commits; its answer comes after.
+        let rows = try await client.query("""
+            CALL append_messages(\(rooms)::bigint[], \(users)::bigint[], \(kinds)::smallint[], \(texts)::text[], \(now), \(String(origin)), NULL)
+            """, logger: logger)
+        var first: Int64?
+        for try await id in rows.decode(Int64.self) { first = id }
+        guard let first else { throw PostgresStoreError("no ids returned") }
+        return (0..<drafts.count).map { (first + Int64($0), now) }
     }
 
     static func kindCode(_ kind: MessageKind) -> Int16 { kind == .action ? 1 : 0 }
     static func kind(_ code: Int16) -> MessageKind { code == 1 ? .action : .text }
 
-    /// The notification channel every append announces its ids on: the payload is `first-last`.
+    /// The notification channel every append announces its ids on: the payload is
+    /// `first-last/origin`, `origin` the appending process's `origin`.
     public static let commitChannel = "chat_commits"
 
     /// Calls `onCommit` with the ids of every append committed from now on, by any node, in
@@ -273,7 +261,7 @@ public final class PostgresStore: SharedChatStore {
     }
 
     static func range(_ payload: String) -> ClosedRange<Int64>? {
-        let bounds = payload.split(separator: "-").compactMap { Int64($0) }
+        let bounds = payload.split(separator: "/")[0].split(separator: "-").compactMap { Int64($0) }
         guard bounds.count == 2, bounds[0] <= bounds[1] else { return nil }
         return bounds[0]...bounds[1]
     }
@@ -321,7 +309,10 @@ public final class PostgresStore: SharedChatStore {
                         }
                         for try await notification in notifications {
                             guard let range = Self.range(notification.payload) else { continue }
-                            try await self.catchUp(delivered, to: range.upperBound, deliver)
+                            // Another node's range, following on from what was delivered: no
+                            // append of this node can be in it, so nothing to wait for.
+                            let othersOnly = !notification.payload.hasSuffix("/\(self.origin)") && range.lowerBound == delivered.id + 1
+                            try await self.catchUp(delivered, to: range.upperBound, mayIncludeOwn: !othersOnly, deliver)
                         }
                     }
                 }
@@ -335,12 +326,13 @@ public final class PostgresStore: SharedChatStore {
     }
 
     /// Delivers the messages after `delivered` up to `upTo`, and moves `delivered` there.
-    private func catchUp(_ delivered: FeedPosition, to upTo: Int64, _ deliver: @Sendable ([FeedMessage]) -> Void) async throws {
+    private func catchUp(_ delivered: FeedPosition, to upTo: Int64, mayIncludeOwn: Bool = true,
+                         _ deliver: @Sendable ([FeedMessage]) -> Void) async throws {
         var from = delivered.id
         guard upTo > from else { return }
         // This node's appends that may have committed up to here have run their completions
         // (the server registered their authors) before their messages are delivered.
-        await committer.settled()
+        if mayIncludeOwn { await committer.settled() }
         while from < upTo {
             let page = try await feedMessages(after: from, upTo: upTo, limit: 2_000)
             if !page.isEmpty { deliver(page) }
@@ -350,23 +342,45 @@ public final class PostgresStore: SharedChatStore {
     }
 
     func feedMessages(after: Int64, upTo: Int64, limit: Int) async throws -> [FeedMessage] {
-        let rows = try await client.query("""
-            SELECT m.id, m.ts, r.name, u.name, m.kind, m.text,
+        var messages: [FeedMessage] = []
+        for try await message in try await client.execute(FeedQuery(after: after, upTo: upTo, limit: Int64(limit)), logger: logger) {
+            messages.append(message)
+        }
+        return messages
+    }
+
+    /// The messages a notification announces, with what delivering them needs. Prepared once
+    /// per connection (it runs for every notification), and written as index lookups per row:
+    /// a join on `users` had the planner merge-scan the whole table.
+    struct FeedQuery: PostgresPreparedStatement {
+        static let sql = """
+            SELECT m.id, m.ts, r.name, (SELECT name FROM users WHERE id = m.user_id), m.kind, m.text,
                 CASE WHEN r.is_direct THEN (
                     SELECT t.name FROM conversations c
                     JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
                     WHERE c.room_id = m.room_id) END,
                 EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = m.user_id)
-            FROM messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id
-            WHERE m.id > \(after) AND m.id <= \(upTo) ORDER BY m.id LIMIT \(limit)
-            """, logger: logger)
-        var messages: [FeedMessage] = []
-        for try await (id, ts, room, from, kind, text, to, isAccount) in rows.decode(
-            (Int64, Int64, String, String, Int16, String, String?, Bool).self) {
-            let message = ChatMessage(id: id, timestamp: ts, room: to == nil ? room : "", from: from, to: to, kind: Self.kind(kind), text: text)
-            messages.append(FeedMessage(message: message, fromAccount: isAccount))
+            FROM messages m CROSS JOIN LATERAL (SELECT name, is_direct FROM rooms WHERE id = m.room_id) r
+            WHERE m.id > $1 AND m.id <= $2 ORDER BY m.id LIMIT $3
+            """
+        typealias Row = FeedMessage
+        let after: Int64
+        let upTo: Int64
+        let limit: Int64
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings()
+            bindings.append(after)
+            bindings.append(upTo)
+            bindings.append(limit)
+            return bindings
         }
-        return messages
+
+        func decodeRow(_ row: PostgresRow) throws -> FeedMessage {
+            let (id, ts, room, from, kind, text, to, isAccount) = try row.decode((Int64, Int64, String, String, Int16, String, String?, Bool).self)
+            let message = ChatMessage(id: id, timestamp: ts, room: to == nil ? room : "", from: from, to: to, kind: PostgresStore.kind(kind), text: text)
+            return FeedMessage(message: message, fromAccount: isAccount)
+        }
     }
 
     // MARK: Names across nodes

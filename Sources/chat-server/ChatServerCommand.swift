@@ -12,7 +12,7 @@ import CMallocTuning
 struct ChatServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-server",
-        abstract: "A chat server that remembers: rooms, history replay on join, everything stored in SQLite.",
+        abstract: "A chat server that remembers: rooms, history replay on join, everything stored (SQLite, or PostgreSQL shared by several nodes).",
         discussion: """
             Reads its settings from a JSON configuration file (see config.json); the flags override it.
             Prints "listening on HOST:PORT" on standard output once it accepts connections.

@@ -24,3 +24,8 @@ CREATE INDEX conversations_by_high ON conversations (user_high);
 
 -- Prune, retention and time filters read by time.
 CREATE INDEX messages_ts ON messages (ts);
+
+-- No index on the author, as on SQLite: every append paid for one more B-tree (24,600
+-- appends/s with it, 33,000 without, docs/performance.md); per-user work (forget, statistics)
+-- scans.
+DROP INDEX messages_user;

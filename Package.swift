@@ -216,7 +216,7 @@ let package = Package(
         .testTarget(
             name: "PostgresStorageTests",
             dependencies: [
-                "PostgresStorage", "ChatProtocol", "ChatTestSupport",
+                "PostgresStorage", "Storage", "ChatProtocol", "ChatTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift6

@@ -25,7 +25,9 @@ extension PostgresStore: AdminStore {
         while true {
             let from = after
             let page = try blocking {
-                var query = try Self.filtered(filter, extra: ["m.id > $1"], first: from)
+                var first = PostgresBindings()
+                first.append(from)
+                var query = try Self.filtered(filter, extra: ["m.id > $1"], binds: first)
                 query.sql += " ORDER BY m.id LIMIT 5000"
                 return try await self.messages(PostgresQuery(unsafeSQL: Self.messageSelect + query.sql, binds: query.binds))
             }
@@ -46,10 +48,11 @@ extension PostgresStore: AdminStore {
         }
     }
 
-    /// `WHERE` and its bindings for `filter`; `extra` conditions use `$1` for `first`.
-    static func filtered(_ filter: MessageFilter, extra: [String] = [], first: Int64? = nil) throws -> (sql: String, binds: PostgresBindings) {
-        var binds = PostgresBindings()
-        if let first { binds.append(first) }
+    /// ` WHERE` and its bindings for `filter` on `m` (messages), `r` (rooms) and `u` (users),
+    /// after `extra` conditions, which use the bindings already in `binds`.
+    static func filtered(_ filter: MessageFilter, extra: [String] = [], binds: PostgresBindings = PostgresBindings()) throws
+        -> (sql: String, binds: PostgresBindings) {
+        var binds = binds
         var conditions = extra
         func bind(_ value: some PostgresEncodable & Sendable) throws -> String {
             try binds.append(value)

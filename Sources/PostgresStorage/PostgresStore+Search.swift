@@ -8,27 +8,17 @@ extension PostgresStore {
     public func search(_ query: String, filter: MessageFilter, limit: Int?) throws -> [SearchHit] {
         let tsquery = try PostgresSearchQuery.translate(query)
         return try blocking {
+            // $1 is the query; the filter's conditions follow it.
             var binds = PostgresBindings()
-            var conditions = ["m.search @@ q.query"]
-            func bind(_ value: some PostgresEncodable & Sendable) throws -> String {
-                try binds.append(value)
-                return "$\(binds.count)"
+            binds.append(tsquery)
+            var (conditions, filterBinds) = try Self.filtered(filter, extra: ["m.search @@ q.query"], binds: binds)
+            let limitClause: String
+            if let limit {
+                filterBinds.append(Int64(limit))
+                limitClause = "LIMIT $\(filterBinds.count)"
+            } else {
+                limitClause = ""
             }
-            let queryText = try bind(tsquery)
-            switch filter.directMessages {
-            case .all: break
-            case .none: conditions.append("NOT r.is_direct")
-            case .of(let userID):
-                let user = try bind(userID)
-                conditions.append("(NOT r.is_direct OR m.room_id IN (SELECT room_id FROM conversations WHERE user_low = \(user) OR user_high = \(user)))")
-            case .between(let first, let second):
-                conditions.append("m.room_id = (SELECT room_id FROM conversations WHERE user_low = \(try bind(min(first, second))) AND user_high = \(try bind(max(first, second))))")
-            }
-            if let room = filter.room { conditions.append("r.name = \(try bind(room))") }
-            if let user = filter.user { conditions.append("u.name_key = \(try bind(Names.userKey(user)))") }
-            if let since = filter.since { conditions.append("m.ts >= \(try bind(since))") }
-            if let until = filter.until { conditions.append("m.ts < \(try bind(until))") }
-            let limitClause = try limit.map { "LIMIT \(try bind(Int64($0)))" } ?? ""
             let sql = """
                 SELECT m.id, m.ts, r.name, u.name, m.kind, m.text,
                     CASE WHEN r.is_direct THEN (
@@ -36,12 +26,11 @@ extension PostgresStore {
                         JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
                         WHERE c.room_id = m.room_id) END,
                     ts_headline('simple', m.text, q.query, 'StartSel=' || chr(1) || ', StopSel=' || chr(2) || ', HighlightAll=true')
-                FROM (SELECT to_tsquery('simple', \(queryText)) AS query) q, messages m
-                JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id
-                WHERE \(conditions.joined(separator: " AND "))
+                FROM (SELECT to_tsquery('simple', $1) AS query) q, messages m
+                JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id\(conditions)
                 ORDER BY m.id DESC \(limitClause)
                 """
-            let rows = try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: self.logger)
+            let rows = try await self.client.query(PostgresQuery(unsafeSQL: sql, binds: filterBinds), logger: self.logger)
             var hits: [SearchHit] = []
             for try await (id, ts, room, from, kind, text, to, highlighted) in rows.decode(
                 (Int64, Int64, String, String, Int16, String, String?, String).self) {

@@ -341,4 +341,29 @@ extension LineClient {
         let reply = try alice.next("message")
         #expect(reply.from == "carol" && reply.text == "hello native")
     }
+
+    @Test func searchOnTheSharedDatabaseFindsAcrossNodesAndKeepsDirectMessagesPrivate() throws {
+        let nodes = try Nodes(count: 2)
+        defer { nodes.stop() }
+        let alice = try nodes[0].user("alice")
+        let bob = try nodes[1].user("bob")
+        let eve = try nodes[1].user("eve")
+        // Stored direct messages are searched by accounts only (PROTOCOL.md).
+        #expect(try bob.request(["type": "register", "password": "correct horse"]).type == "registered")
+        #expect(try eve.request(["type": "register", "password": "battery staple"]).type == "registered")
+        try alice.join("ops")
+        _ = try alice.say("deploy on friday", in: "ops")
+        _ = try alice.request(["type": "say", "to": "bob", "text": "friday lunch, just us"])
+        func texts(_ client: LineClient, _ query: String) throws -> [String] {
+            let answer = try client.request(["type": "search", "query": query])
+            #expect(answer.type == "search", "\(answer)")
+            return answer.messages.compactMap { $0["text"]?.stringValue }
+        }
+        #expect(try texts(bob, "friday") == ["friday lunch, just us", "deploy on friday"], "newest first, with bob's own conversation")
+        #expect(try texts(eve, "friday") == ["deploy on friday"], "nobody else's direct messages")
+        #expect(try texts(eve, "depl* NOT lunch") == ["deploy on friday"])
+        #expect(try texts(eve, "\"on friday\"") == ["deploy on friday"])
+        let bad = try eve.request(["type": "search", "query": "(friday"])
+        #expect(bad.type == "error" && bad.code == "bad_request", "\(bad)")
+    }
 }

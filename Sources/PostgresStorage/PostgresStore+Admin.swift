@@ -2,7 +2,6 @@ import ChatProtocol
 import Foundation
 import PostgresNIO
 import Storage
-import Synchronization
 
 /// What `chat-admin` does, on PostgreSQL: the same commands and answers as on SQLite.
 extension PostgresStore: AdminStore {
@@ -157,16 +156,11 @@ extension PostgresStore: AdminStore {
     }
 
     public func addAccount(name: String, password: PasswordHash) throws -> UserRecord {
-        let user = try blocking { try await self.upsertUser(name: name) }
-        let result = Mutex<Result<Void, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        registerAccount(userID: user.id, password: password) { outcome in
-            result.withLock { $0 = outcome }
-            done.signal()
+        try blocking {
+            let user = try await self.upsertUser(name: name)
+            try await self.insertAccount(userID: user.id, password: password)
+            return user
         }
-        done.wait()
-        try result.withLock { $0! }.get()
-        return user
     }
 
     public func changePassword(name: String, password: PasswordHash) throws -> Bool {

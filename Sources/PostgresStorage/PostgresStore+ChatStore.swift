@@ -28,19 +28,21 @@ extension PostgresStore {
     }
 
     public func registerAccount(userID: Int64, password: PasswordHash, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
-        complete(completion) {
-            let now = Timestamp.now()
-            let rows = try await self.client.query("""
-                INSERT INTO accounts (user_id, algorithm, salt, hash, cost, block_size, parallelism, created_at, updated_at)
-                VALUES (\(userID), 'scrypt', \(Data(password.salt)), \(Data(password.hash)), \(password.cost), \(password.blockSize),
-                        \(password.parallelism), \(now), \(now))
-                ON CONFLICT (user_id) DO NOTHING
-                RETURNING (SELECT name FROM users WHERE id = \(userID))
-                """, logger: self.logger)
-            for try await _ in rows.decode(String.self) { return }
-            let name = try await self.fetchUserName(id: userID) ?? String(userID)
-            throw StorageError.accountExists(name: name)
-        }
+        complete(completion) { try await self.insertAccount(userID: userID, password: password) }
+    }
+
+    func insertAccount(userID: Int64, password: PasswordHash) async throws {
+        let now = Timestamp.now()
+        let rows = try await client.query("""
+            INSERT INTO accounts (user_id, algorithm, salt, hash, cost, block_size, parallelism, created_at, updated_at)
+            VALUES (\(userID), 'scrypt', \(Data(password.salt)), \(Data(password.hash)), \(password.cost), \(password.blockSize),
+                    \(password.parallelism), \(now), \(now))
+            ON CONFLICT (user_id) DO NOTHING
+            RETURNING (SELECT name FROM users WHERE id = \(userID))
+            """, logger: logger)
+        for try await _ in rows.decode(String.self) { return }
+        let name = try await fetchUserName(id: userID) ?? String(userID)
+        throw StorageError.accountExists(name: name)
     }
 
     public func ensureRoom(named name: String, completion: @escaping @Sendable (Result<RoomRecord, any Error>) -> Void) {

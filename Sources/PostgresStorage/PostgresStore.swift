@@ -398,11 +398,18 @@ public final class PostgresStore: SharedChatStore {
     /// Runs `body` and waits for it: the synchronous reads of `ChatStore`, called on a thread
     /// pool's threads (never on an event loop, never on the concurrency pool).
     func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        try Self.waitFor { try await Self.withDeadline(Self.requestDeadline, body) }
+    }
+
+    /// Runs `body` and waits for it, from synchronous code. Not on the concurrency pool: a
+    /// caller blocking one of its threads (the server at start, chat-admin's commands) would
+    /// otherwise wait for a thread it holds itself, for ever on a machine with one core.
+    public static func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<Result<T, any Error>?>(nil)
-        Task {
+        Task(executorPreference: BlockingCallExecutor.shared) {
             let outcome: Result<T, any Error>
-            do { outcome = .success(try await Self.withDeadline(Self.requestDeadline, body)) } catch { outcome = .failure(error) }
+            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
             result.withLock { $0 = outcome }
             done.signal()
         }
@@ -437,6 +444,17 @@ public final class PostgresStore: SharedChatStore {
             defer { group.cancelAll() }
             return try await group.next()!
         }
+    }
+}
+
+/// Runs the tasks behind `blocking` on a queue of their own, off the concurrency pool.
+final class BlockingCallExecutor: TaskExecutor {
+    static let shared = BlockingCallExecutor()
+    private let queue = DispatchQueue(label: "postgres-blocking-calls", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

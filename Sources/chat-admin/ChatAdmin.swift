@@ -3,7 +3,6 @@ import ChatConfiguration
 import Foundation
 import PostgresStorage
 import Storage
-import Synchronization
 import Transcripts
 
 @main
@@ -118,17 +117,10 @@ struct DatabaseOptions: ParsableArguments {
 
     /// PostgreSQL: connects (the tool's commands are synchronous, so this waits for it).
     func openPostgres(_ url: String, migrating: Bool, allowingPending: Bool = false) throws -> PostgresStore {
-        let done = DispatchSemaphore(value: 0)
-        let result = Mutex<Result<PostgresStore, any Error>?>(nil)
-        Task {
-            let outcome: Result<PostgresStore, any Error>
-            do { outcome = .success(try await PostgresStore.open(url: url, migrating: migrating, requiringCurrentSchema: !allowingPending, connections: 2)) } catch { outcome = .failure(error) }
-            result.withLock { $0 = outcome }
-            done.signal()
-        }
-        done.wait()
         do {
-            return try result.withLock { $0! }.get()
+            return try PostgresStore.waitFor {
+                try await PostgresStore.open(url: url, migrating: migrating, requiringCurrentSchema: !allowingPending, connections: 2)
+            }
         } catch {
             throw Failure("cannot open \(PostgresStore.redacted(url)): \(error)")
         }

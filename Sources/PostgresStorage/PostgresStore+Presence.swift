@@ -20,53 +20,71 @@ extension PostgresStore {
     public var nodeID: Int { node.id.load(ordering: .relaxed) }
 
     public func announcePresence(_ change: PresenceChange) {
-        node.pending.wrappingAdd(1, ordering: .relaxed)
-        if case .terminated = node.announcements.yield(change) { node.pending.wrappingSubtract(1, ordering: .relaxed) }
+        let start = node.queue.withLock { queue -> Bool in
+            guard !queue.isClosed else { return false }
+            queue.changes.append(change)
+            guard queue.canWrite, !queue.isWriting else { return false }
+            queue.isWriting = true
+            return true
+        }
+        if start { Task { await self.writeAnnouncements() } }
     }
 
     /// Returns once the announcements made so far are written (at most 5 s).
     func announcementsWritten() async {
-        guard nodeID != 0 else { return }
         let deadline = ContinuousClock.now + .seconds(5)
-        while node.pending.load(ordering: .relaxed) > 0, ContinuousClock.now < deadline {
+        while node.queue.withLock({ $0.canWrite && ($0.isWriting || !$0.changes.isEmpty) }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(2))
         }
     }
 
-    /// Writes the announcements in the order made (one task).
-    static func writeAnnouncements(_ stream: AsyncStream<PresenceChange>, store: PostgresStore) async {
-        for await change in stream {
-            let key = OwnPresence(room: change.room, userKey: Names.userKey(change.name), name: change.name)
-            store.node.own.withLock { own in
-                if change.joined { own.insert(key) } else { own.remove(key) }
+    /// Writes what was announced, in the order made, each time all that waits in one statement
+    /// (a join storm of hundreds is a few statements), until nothing waits.
+    func writeAnnouncements() async {
+        while true {
+            let batch = node.queue.withLock { queue -> [PresenceChange] in
+                defer { queue.changes = [] }
+                if queue.changes.isEmpty { queue.isWriting = false }
+                return queue.changes
+            }
+            if batch.isEmpty { return }
+            node.own.withLock { own in
+                for change in batch {
+                    let key = OwnPresence(room: change.room, userKey: Names.userKey(change.name), name: change.name)
+                    if change.joined { own.insert(key) } else { own.remove(key) }
+                }
             }
             do {
-                try await withDeadline(requestDeadline) { try await store.writePresence(change) }
+                try await Self.withDeadline(Self.requestDeadline) { try await self.writePresence(batch) }
             } catch {
-                store.logger.error("announcing presence in #\(change.room) failed: \(error)")
+                logger.error("announcing \(batch.count) presence changes failed: \(error)")
             }
-            store.node.pending.wrappingSubtract(1, ordering: .relaxed)
         }
     }
 
-    func writePresence(_ change: PresenceChange) async throws {
+    /// Stores the final state of each user and room the batch touches, and announces every change
+    /// in order. Not synchronously committed: presence is this node's while it runs, so a crash
+    /// that lost the last of it would lose nothing that still holds.
+    func writePresence(_ batch: [PresenceChange]) async throws {
         let node = nodeID
-        guard node != 0 else { return }
-        let key = Names.userKey(change.name)
-        let payload = Self.payload(node: node, change: change)
-        if change.joined {
-            try await client.query("""
-                WITH stored AS (
-                    INSERT INTO presence (node, room, user_key, name) VALUES (\(node), \(change.room), \(key), \(change.name))
-                    ON CONFLICT DO NOTHING)
-                SELECT pg_notify(\(Self.presenceChannel), \(payload))
-                """, logger: logger)
-        } else {
-            try await client.query("""
-                WITH gone AS (DELETE FROM presence WHERE node = \(node) AND room = \(change.room) AND user_key = \(key))
-                SELECT pg_notify(\(Self.presenceChannel), \(payload))
-                """, logger: logger)
-        }
+        guard node != 0, !batch.isEmpty else { return }
+        var final: [String: PresenceChange] = [:]
+        for change in batch { final[change.room + "\t" + Names.userKey(change.name)] = change }
+        let joins = final.values.filter(\.joined), leaves = final.values.filter { !$0.joined }
+        let payloads = batch.map { Self.payload(node: node, change: $0) }
+        try await client.query("""
+            WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+            gone AS (
+                DELETE FROM presence p USING unnest(\(leaves.map(\.room))::text[], \(leaves.map { Names.userKey($0.name) })::text[]) AS g(room, key)
+                WHERE p.node = \(node) AND p.room = g.room AND p.user_key = g.key),
+            stored AS (
+                INSERT INTO presence (node, room, user_key, name)
+                SELECT \(node), j.room, j.key, j.name
+                FROM unnest(\(joins.map(\.room))::text[], \(joins.map { Names.userKey($0.name) })::text[], \(joins.map(\.name))::text[]) AS j(room, key, name)
+                ON CONFLICT DO NOTHING)
+            SELECT count(pg_notify(\(Self.presenceChannel), p.payload))
+            FROM relaxed, unnest(\(payloads)::text[]) WITH ORDINALITY AS p(payload, n)
+            """, logger: logger)
     }
 
     /// `node TAB j|l|q TAB room TAB name TAB reason` (names and rooms have no tabs; the reason
@@ -99,9 +117,7 @@ extension PostgresStore {
                         // After a lost connection (a database restart), this node's rows may
                         // have been swept: they are written (and announced) again.
                         if reconnected {
-                            for own in self.node.own.withLock({ $0 }) {
-                                try await self.writePresence(PresenceChange(room: own.room, name: own.name, joined: true))
-                            }
+                            try await self.writePresence(self.node.own.withLock { $0 }.map { PresenceChange(room: $0.room, name: $0.name, joined: true) })
                         }
                         deliver(.snapshot(try await self.presenceSnapshot()))
                         if !listened {
@@ -130,9 +146,14 @@ extension PostgresStore {
         for try await id in rows.decode(Int32.self) {
             node.id.store(Int(id), ordering: .relaxed)
             try await leases.holdNode(id)
-            // Announcements made before (none, on a server) waited in the stream.
-            let stream = node.stream
-            Task { await Self.writeAnnouncements(stream, store: self) }
+            // Announcements made before (none, on a server) waited for the id.
+            let start = node.queue.withLock { queue -> Bool in
+                queue.canWrite = true
+                guard !queue.changes.isEmpty, !queue.isWriting else { return false }
+                queue.isWriting = true
+                return true
+            }
+            if start { Task { await self.writeAnnouncements() } }
             return
         }
         throw PostgresStoreError("no node id returned")
@@ -190,14 +211,15 @@ extension PostgresStore {
 /// database restart).
 final class NodePresence: Sendable {
     let id = Atomic<Int>(0)
-    /// Announcements made and not yet written.
-    let pending = Atomic<Int>(0)
     let own = Mutex<Set<OwnPresence>>([])
-    let announcements: AsyncStream<PresenceChange>.Continuation
-    let stream: AsyncStream<PresenceChange>
-
-    init() {
-        (stream, announcements) = AsyncStream.makeStream(of: PresenceChange.self)
+    /// Announcements waiting to be written, and whether a task writes them.
+    let queue = Mutex(Queue())
+    struct Queue {
+        var changes: [PresenceChange] = []
+        var isWriting = false
+        /// Set once the node has its id.
+        var canWrite = false
+        var isClosed = false
     }
 }
 

@@ -121,7 +121,7 @@ public final class PostgresStore: SharedChatStore {
 
     public func close() {
         committer.close()
-        node.announcements.finish()
+        node.queue.withLock { $0.isClosed = true }
         let leases = self.leases
         let runner = self.runner
         // The pool's task ends once cancelled; nothing waits for it on a server's way out.

@@ -153,20 +153,19 @@ public final class ChatServer: Sendable {
     /// nothing said from now on can be missed.
     private static func startFeed(context: ServerContext) async -> Task<Void, Never>? {
         guard let shared = context.sharedStore else { return nil }
-        let listening = AsyncStream<Void>.makeStream()
-        let task = Task {
-            await shared.followCommits(after: context.initialWatermark, onListening: { listening.continuation.finish() }) { messages in
-                context.deliverFromFeed(messages)
-            }
+        /// Starts `follow` in a task and returns the task once `follow` says it listens.
+        func listening(_ follow: @escaping @Sendable (_ onListening: @escaping @Sendable () -> Void) async -> Void) async -> Task<Void, Never> {
+            let listening = AsyncStream<Void>.makeStream()
+            let task = Task { await follow { listening.continuation.finish() } }
+            for await _ in listening.stream {}
+            return task
         }
-        for await _ in listening.stream {}
-        let presence = AsyncStream<Void>.makeStream()
-        let presenceTask = Task {
-            await shared.followPresence(onListening: { presence.continuation.finish() }) { event in
-                context.applyRemotePresence(event)
-            }
+        let task = await listening { onListening in
+            await shared.followCommits(after: context.initialWatermark, onListening: onListening) { context.deliverFromFeed($0) }
         }
-        for await _ in presence.stream {}
+        let presenceTask = await listening { onListening in
+            await shared.followPresence(onListening: onListening) { context.applyRemotePresence($0) }
+        }
         return Task {
             await withTaskCancellationHandler {
                 await task.value

@@ -199,7 +199,6 @@ final class RoomShard: @unchecked Sendable {
               room.sessionsPerUser[Names.userKey(change.name)] == nil else { return }
         queuePresence(in: room, name: change.name, event: change.joined ? .join : .leave, isQuit: change.isQuit,
                       reason: change.reason, joiner: nil)
-        dropIfIdle(room)
     }
 
     // MARK: Delivery

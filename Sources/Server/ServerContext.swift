@@ -187,7 +187,15 @@ final class ServerContext: Sendable {
     func committed(_ message: ChatMessage, author: RoomEvent.Author) {
         if sharedStore != nil {
             localAuthors.withLock { $0[message.id] = author }
-        } else if message.to != nil {
+        } else {
+            route(message, author: author)
+        }
+    }
+
+    /// A committed message to where it goes: a direct one to the sessions of its two users,
+    /// a room's to the room's shard.
+    private func route(_ message: ChatMessage, author: RoomEvent.Author) {
+        if message.to != nil {
             deliverDirect(message, author: author)
         } else {
             dispatcher.dispatch(CommittedDelivery(message: message, author: author), toShard: shardIndex(forRoom: message.room))
@@ -199,12 +207,7 @@ final class ServerContext: Sendable {
     func deliverFromFeed(_ messages: [FeedMessage]) {
         let authors = localAuthors.withLock { authors in messages.map { authors.removeValue(forKey: $0.message.id) } }
         for (fed, local) in zip(messages, authors) {
-            let author = local ?? RoomEvent.Author(sessionID: 0, re: nil, isAccount: fed.fromAccount)
-            if fed.message.to != nil {
-                deliverDirect(fed.message, author: author)
-            } else {
-                dispatcher.dispatch(CommittedDelivery(message: fed.message, author: author), toShard: shardIndex(forRoom: fed.message.room))
-            }
+            route(fed.message, author: local ?? RoomEvent.Author(sessionID: 0, re: nil, isAccount: fed.fromAccount))
         }
     }
 

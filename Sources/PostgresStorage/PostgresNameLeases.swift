@@ -16,8 +16,10 @@ actor PostgresNameLeases {
     /// The leases this node holds, so a new connection (after the old one or the database went
     /// away) takes them again.
     private var held: [Lease: Int] = [:]
-    /// This node's id, whose lock (7412, id) says the node runs (`PostgresStore+Presence`).
+    /// This node's id, whose lock (`nodeLockClass`, id) says the node runs (`PostgresStore+Presence`).
     private var node: Int32?
+    /// The node id whose lock the current connection holds.
+    private var nodeLocked: Int32?
 
     private struct Lease: Hashable {
         let key: String
@@ -31,11 +33,9 @@ actor PostgresNameLeases {
 
     func lease(_ key: String, shared: Bool) async throws -> Bool {
         let connection = try await connected()
-        let function = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock"
         let granted: Bool
         do {
-            granted = try await Self.single(connection.query(
-                PostgresQuery(unsafeSQL: "SELECT \(function)(hashtextextended($1, 0))", binds: Self.binds(key)), logger: logger))
+            granted = try await call(shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock", key, on: connection)
         } catch {
             drop(connection)
             throw error
@@ -49,10 +49,8 @@ actor PostgresNameLeases {
         guard let count = held[lease] else { return }
         held[lease] = count > 1 ? count - 1 : nil
         guard let connection = self.connection else { return }
-        let function = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock"
         do {
-            _ = try await Self.single(connection.query(
-                PostgresQuery(unsafeSQL: "SELECT \(function)(hashtextextended($1, 0))", binds: Self.binds(key)), logger: logger))
+            _ = try await call(shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock", key, on: connection)
         } catch {
             // The connection is gone, and its locks with it; the next lease reconnects.
             drop(connection)
@@ -62,13 +60,8 @@ actor PostgresNameLeases {
     /// Holds this node's lock (again, after a reconnection) on the lease connection.
     func holdNode(_ id: Int32) async throws {
         node = id
-        let connection = try await connected()
-        do {
-            _ = try await connection.query("SELECT pg_advisory_lock(7412, \(id))", logger: logger)
-        } catch {
-            drop(connection)
-            throw error
-        }
+        // A new connection takes it as it connects; one that already holds it keeps it.
+        _ = try await connected()
     }
 
     func close() async {
@@ -84,16 +77,24 @@ actor PostgresNameLeases {
 
     /// The lease connection, made again (with every held lease taken again) when it was lost.
     private func connected() async throws -> PostgresConnection {
-        if let connection, !connection.isClosed { return connection }
+        if let connection, !connection.isClosed {
+            if let node, nodeLocked != node {
+                try await lockNode(node, on: connection)
+                nodeLocked = node
+            }
+            return connection
+        }
         guard !isClosed else { throw PostgresStoreError("the store is closed") }
         let fresh = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         connection = fresh
-        if let node { _ = try await fresh.query("SELECT pg_advisory_lock(7412, \(node))", logger: logger) }
+        nodeLocked = nil
+        if let node {
+            try await lockNode(node, on: fresh)
+            nodeLocked = node
+        }
         for (lease, count) in held {
-            let function = lease.shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock"
             for _ in 0..<count {
-                let granted = try await Self.single(fresh.query(
-                    PostgresQuery(unsafeSQL: "SELECT \(function)(hashtextextended($1, 0))", binds: Self.binds(lease.key)), logger: logger))
+                let granted = try await call(lease.shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock", lease.key, on: fresh)
                 if !granted {
                     logger.warning("the name \(lease.key) was taken on another node while this node was cut off from the database")
                 }
@@ -102,14 +103,17 @@ actor PostgresNameLeases {
         return fresh
     }
 
-    private static func binds(_ key: String) -> PostgresBindings {
+    /// `function(hashtextextended(key, 0))`, one of the advisory lock functions, and its answer.
+    private func call(_ function: String, _ key: String, on connection: PostgresConnection) async throws -> Bool {
         var binds = PostgresBindings()
         binds.append(key)
-        return binds
-    }
-
-    private static func single(_ rows: PostgresRowSequence) async throws -> Bool {
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: "SELECT \(function)(hashtextextended($1, 0))", binds: binds), logger: logger)
         for try await value in rows.decode(Bool.self) { return value }
         throw PostgresStoreError("no answer to an advisory lock")
+    }
+
+    /// This node's lock, (`nodeLockClass`, id): held while the node runs.
+    private func lockNode(_ id: Int32, on connection: PostgresConnection) async throws {
+        try await connection.query("SELECT pg_advisory_lock(\(PostgresStore.nodeLockClass), \(id))", logger: logger)
     }
 }

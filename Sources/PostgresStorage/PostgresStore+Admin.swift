@@ -7,13 +7,10 @@ import Storage
 extension PostgresStore: AdminStore {
     // MARK: Transcripts
 
-    /// The columns `feedMessage` reads (as the commit feed does), and the joins they need.
+    /// The columns `message(_:)` reads, and the joins they need.
     static let messageSelect = """
         SELECT m.id, m.ts, r.name, u.name, m.kind, m.text,
-            CASE WHEN r.is_direct THEN (
-                SELECT t.name FROM conversations c
-                JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
-                WHERE c.room_id = m.room_id) END
+            \(recipientColumn)
         FROM messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id
         """
 
@@ -76,8 +73,8 @@ extension PostgresStore: AdminStore {
     func messages(_ query: PostgresQuery) async throws -> [ChatMessage] {
         let rows = try await client.query(query, logger: logger)
         var messages: [ChatMessage] = []
-        for try await (id, ts, room, from, kind, text, to) in rows.decode((Int64, Int64, String, String, Int16, String, String?).self) {
-            messages.append(ChatMessage(id: id, timestamp: ts, room: to == nil ? room : "", from: from, to: to, kind: Self.kind(kind), text: text))
+        for try await row in rows.decode((Int64, Int64, String, String, Int16, String, String?).self) {
+            messages.append(Self.message(row))
         }
         return messages
     }

@@ -165,19 +165,15 @@ extension PostgresStore {
 
     public func newestMessages(room: RoomRecord, after: Int64, upTo: Int64, limit: Int) throws -> HistorySlice {
         try blocking {
-            var messages = try await self.roomMessages(room, after: after, upTo: upTo, limit: max(limit, 0) + 1, newestFirst: true)
-            let more = messages.count > limit
-            if more { messages.removeLast() }
-            return HistorySlice(messages: messages.reversed(), more: more)
+            let messages = try await self.roomMessages(room, after: after, upTo: upTo, limit: max(limit, 0) + 1, newestFirst: true)
+            return HistorySlice(probed: messages, limit: limit, newestFirst: true)
         }
     }
 
     public func oldestMessages(room: RoomRecord, after: Int64, upTo: Int64, limit: Int) throws -> HistorySlice {
         try blocking {
-            var messages = try await self.roomMessages(room, after: after, upTo: upTo, limit: max(limit, 0) + 1, newestFirst: false)
-            let more = messages.count > limit
-            if more { messages.removeLast() }
-            return HistorySlice(messages: messages, more: more)
+            let messages = try await self.roomMessages(room, after: after, upTo: upTo, limit: max(limit, 0) + 1, newestFirst: false)
+            return HistorySlice(probed: messages, limit: limit, newestFirst: false)
         }
     }
 
@@ -200,7 +196,7 @@ extension PostgresStore {
             let (low, high) = (min(first, second), max(first, second))
             let rows = try await self.client.query(
                 "SELECT room_id FROM conversations WHERE user_low = \(low) AND user_high = \(high)", logger: self.logger)
-            for try await id in rows.decode(Int64.self) { return RoomRecord(id: id, name: Self.conversationRoomName(low, high)) }
+            for try await id in rows.decode(Int64.self) { return RoomRecord(id: id, name: RoomRecord.conversationName(low, high)) }
             return nil
         }
     }
@@ -232,10 +228,6 @@ extension PostgresStore {
     public var writerQueueDepth: Int { committer.queueDepth }
 
     // MARK: Helpers
-
-    static func conversationRoomName(_ first: Int64, _ second: Int64) -> String {
-        "@\(min(first, second)):\(max(first, second))"
-    }
 
     func upsertUser(name: String) async throws -> UserRecord {
         let now = Timestamp.now()
@@ -274,7 +266,7 @@ extension PostgresStore {
     func conversationRoom(_ first: Int64, _ second: Int64) async throws -> Int64 {
         let key = PairKey(low: min(first, second), high: max(first, second))
         if let known = conversationRooms.withLock({ $0[key] }) { return known }
-        let room = try await upsertRoom(name: Self.conversationRoomName(key.low, key.high), isDirect: true)
+        let room = try await upsertRoom(name: RoomRecord.conversationName(key.low, key.high), isDirect: true)
         try await client.query("""
             INSERT INTO conversations (room_id, user_low, user_high) VALUES (\(room.id), \(key.low), \(key.high))
             ON CONFLICT DO NOTHING

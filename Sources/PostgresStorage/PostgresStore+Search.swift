@@ -21,10 +21,7 @@ extension PostgresStore {
             }
             let sql = """
                 SELECT m.id, m.ts, r.name, u.name, m.kind, m.text,
-                    CASE WHEN r.is_direct THEN (
-                        SELECT t.name FROM conversations c
-                        JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
-                        WHERE c.room_id = m.room_id) END,
+                    \(Self.recipientColumn),
                     ts_headline('simple', m.text, q.query, 'StartSel=' || chr(1) || ', StopSel=' || chr(2) || ', HighlightAll=true')
                 FROM (SELECT to_tsquery('simple', $1) AS query) q, messages m
                 JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id\(conditions)
@@ -34,8 +31,7 @@ extension PostgresStore {
             var hits: [SearchHit] = []
             for try await (id, ts, room, from, kind, text, to, highlighted) in rows.decode(
                 (Int64, Int64, String, String, Int16, String, String?, String).self) {
-                let message = ChatMessage(id: id, timestamp: ts, room: to == nil ? room : "", from: from, to: to, kind: Self.kind(kind), text: text)
-                hits.append(SearchHit(message: message, highlightedText: highlighted))
+                hits.append(SearchHit(message: Self.message((id, ts, room, from, kind, text, to)), highlightedText: highlighted))
             }
             return hits
         }

@@ -237,6 +237,22 @@ public final class PostgresStore: SharedChatStore {
     }
 
     static func kindCode(_ kind: MessageKind) -> Int16 { kind == .action ? 1 : 0 }
+
+    /// A message from the columns every message read selects: id, ts, room name, author, kind,
+    /// text and `recipientColumn` (a direct message has a recipient and no room).
+    static func message(_ row: (id: Int64, ts: Int64, room: String, from: String, kind: Int16, text: String, to: String?)) -> ChatMessage {
+        ChatMessage(id: row.id, timestamp: row.ts, room: row.to == nil ? row.room : "", from: row.from, to: row.to,
+                    kind: kind(row.kind), text: row.text)
+    }
+
+    /// A message's recipient when it is a direct one (the other user of its conversation, or the
+    /// author writing to itself), else NULL; on `m` (messages) and `r` (its room).
+    static let recipientColumn = """
+        CASE WHEN r.is_direct THEN (
+            SELECT t.name FROM conversations c
+            JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
+            WHERE c.room_id = m.room_id) END
+        """
     static func kind(_ code: Int16) -> MessageKind { code == 1 ? .action : .text }
 
     /// The notification channel every append announces its ids on: the payload is
@@ -355,10 +371,7 @@ public final class PostgresStore: SharedChatStore {
     struct FeedQuery: PostgresPreparedStatement {
         static let sql = """
             SELECT m.id, m.ts, r.name, (SELECT name FROM users WHERE id = m.user_id), m.kind, m.text,
-                CASE WHEN r.is_direct THEN (
-                    SELECT t.name FROM conversations c
-                    JOIN users t ON t.id = CASE WHEN c.user_low = m.user_id THEN c.user_high ELSE c.user_low END
-                    WHERE c.room_id = m.room_id) END,
+                \(PostgresStore.recipientColumn),
                 EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = m.user_id)
             FROM messages m CROSS JOIN LATERAL (SELECT name, is_direct FROM rooms WHERE id = m.room_id) r
             WHERE m.id > $1 AND m.id <= $2 ORDER BY m.id LIMIT $3
@@ -378,8 +391,7 @@ public final class PostgresStore: SharedChatStore {
 
         func decodeRow(_ row: PostgresRow) throws -> FeedMessage {
             let (id, ts, room, from, kind, text, to, isAccount) = try row.decode((Int64, Int64, String, String, Int16, String, String?, Bool).self)
-            let message = ChatMessage(id: id, timestamp: ts, room: to == nil ? room : "", from: from, to: to, kind: PostgresStore.kind(kind), text: text)
-            return FeedMessage(message: message, fromAccount: isAccount)
+            return FeedMessage(message: PostgresStore.message((id, ts, room, from, kind, text, to)), fromAccount: isAccount)
         }
     }
 

@@ -13,12 +13,6 @@ public struct CommittedDirectMessage: Sendable, Equatable {
 }
 
 extension ChatDatabase {
-    /// The hidden room that holds the direct messages between two users (PROTOCOL.md, Direct
-    /// messages; migration 0002): `@<lower id>:<higher id>`, never a valid room name.
-    static func conversationRoomName(_ first: Int64, _ second: Int64) -> String {
-        "@\(min(first, second)):\(max(first, second))"
-    }
-
     /// Stores a direct message from `sender` to the user named `recipientName` in the next group
     /// commit, creating their conversation on the first one. Fails with `StorageError.noSuchUser`
     /// when the database does not know the recipient.
@@ -48,7 +42,7 @@ extension ChatDatabase {
         let (low, high) = (min(first, second), max(first, second))
         let lookup = try db.cachedStatement(sql: "SELECT room_id FROM conversations WHERE user_low = ? AND user_high = ?")
         lookup.setUncheckedArguments([low, high])
-        let name = conversationRoomName(low, high)
+        let name = RoomRecord.conversationName(low, high)
         if let roomID = try Int64.fetchOne(lookup) { return RoomRecord(id: roomID, name: name) }
         let room = try upsertRoom(name: name, timestamp: timestamp, db)
         try db.execute(sql: "INSERT INTO conversations (room_id, user_low, user_high) VALUES (?, ?, ?)", arguments: [room.id, low, high])
@@ -60,7 +54,7 @@ extension ChatDatabase {
         try reader.read { db in
             try Int64.fetchOne(db, sql: "SELECT room_id FROM conversations WHERE user_low = ? AND user_high = ?",
                                arguments: [min(first, second), max(first, second)])
-                .map { RoomRecord(id: $0, name: Self.conversationRoomName(first, second)) }
+                .map { RoomRecord(id: $0, name: RoomRecord.conversationName(first, second)) }
         }
     }
 

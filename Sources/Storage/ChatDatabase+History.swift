@@ -10,6 +10,15 @@ public struct HistorySlice: Sendable, Equatable {
         self.messages = messages
         self.more = more
     }
+
+    /// A slice from up to `limit + 1` messages read in id order (`newestFirst`: descending):
+    /// the extra one only tells that more qualified; oldest first either way.
+    public init(probed messages: [ChatMessage], limit: Int, newestFirst: Bool) {
+        var messages = messages
+        more = messages.count > limit
+        if more { messages.removeLast() }
+        self.messages = newestFirst ? messages.reversed() : messages
+    }
 }
 
 extension ChatDatabase {
@@ -24,7 +33,7 @@ extension ChatDatabase {
             }
             return HistorySlice(messages: [], more: any)
         }
-        var messages = try reader.read { db in
+        let messages = try reader.read { db in
             try Self.fetchMessages(db, room: room, sql: """
                 SELECT m.id, m.ts, m.kind, m.text, u.name
                 FROM messages m CROSS JOIN users u ON u.id = m.user_id
@@ -32,16 +41,13 @@ extension ChatDatabase {
                 ORDER BY m.id DESC LIMIT ?
                 """, arguments: [room.id, after, upTo, limit + 1])
         }
-        let more = messages.count > limit
-        if more { messages.removeLast() }
-        messages.reverse()
-        return HistorySlice(messages: messages, more: more)
+        return HistorySlice(probed: messages, limit: limit, newestFirst: true)
     }
 
     /// The oldest `limit` messages of a room with an id in `(after, upTo]`, oldest first; `more`
     /// is true when newer ones in that range exist beyond them.
     public func oldestMessages(room: RoomRecord, after: Int64, upTo: Int64 = .max, limit: Int) throws -> HistorySlice {
-        var messages = try reader.read { db in
+        let messages = try reader.read { db in
             try Self.fetchMessages(db, room: room, sql: """
                 SELECT m.id, m.ts, m.kind, m.text, u.name
                 FROM messages m CROSS JOIN users u ON u.id = m.user_id
@@ -49,9 +55,7 @@ extension ChatDatabase {
                 ORDER BY m.id ASC LIMIT ?
                 """, arguments: [room.id, after, upTo, max(limit, 0) + 1])
         }
-        let more = messages.count > limit
-        if more { messages.removeLast() }
-        return HistorySlice(messages: messages, more: more)
+        return HistorySlice(probed: messages, limit: limit, newestFirst: false)
     }
 
     /// The id of the first message at or after the point (one past the newest when none is).

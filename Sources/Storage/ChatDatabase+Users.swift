@@ -21,6 +21,11 @@ public struct RoomRecord: Sendable, Equatable {
         self.id = id
         self.name = name
     }
+    /// The hidden room that holds the direct messages between two users (PROTOCOL.md, Direct
+    /// messages): `@<lower id>:<higher id>`, never a valid room name. The same in every store.
+    public static func conversationName(_ first: Int64, _ second: Int64) -> String {
+        "@\(min(first, second)):\(max(first, second))"
+    }
 }
 
 extension ChatDatabase {

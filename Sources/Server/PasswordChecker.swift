@@ -43,27 +43,32 @@ final class PasswordChecker: Sendable {
             return nil
         }
         // If this check has not finished after `patience`, the idle-priority thread is starved
-        // (waiting, or descheduled halfway): raise it, from this loop's thread, until the queue
-        // is empty again.
+        // (waiting, or descheduled halfway): raise it, from this loop's thread. The thread itself
+        // keeps the raise for a check that has already waited that long (the watchdog may fire
+        // before the starved thread even picks the check up).
+        let enqueued = NIODeadline.now()
         let watchdog = eventLoop.scheduleTask(in: Self.patience) { [self] in raise() }
         return pool.runIfActive(eventLoop: eventLoop) { [self] in
-            adoptPriority()
+            adoptPriority(enqueued: enqueued)
             defer { queued.wrappingSubtract(1, ordering: .relaxed) }
             return try work()
         }.always { _ in watchdog.cancel() }
     }
 
-    /// Called on the hashing thread before each check: remembers the thread, and goes back to
-    /// SCHED_IDLE once nothing is waiting behind this check.
-    private func adoptPriority() {
+    /// Called on the hashing thread before each check: remembers the thread, and runs the check
+    /// at normal priority when it has waited `patience` already or others wait behind it, at
+    /// SCHED_IDLE otherwise. Decided under the lock the watchdog's `raise` takes, so a raise for
+    /// this check is never undone: whichever comes second sees the deadline passed.
+    private func adoptPriority(enqueued: NIODeadline) {
         #if os(Linux)
-        let backlog = queued.load(ordering: .relaxed) > 1
         thread.withLock { thread in
             thread.handle = pthread_self()
-            if thread.isRaised && !backlog {
-                thread.isRaised = false
-                Self.setPolicy(pthread_self(), raised: false)
+            let urgent = NIODeadline.now() - enqueued >= Self.patience || queued.load(ordering: .relaxed) > 1
+            if urgent != thread.isRaised {
+                thread.isRaised = urgent
+                Self.setPolicy(pthread_self(), raised: urgent)
             } else if !thread.isRaised {
+                // A new thread starts at normal priority without saying so.
                 Self.setPolicy(pthread_self(), raised: false)
             }
         }

@@ -4,12 +4,13 @@
 #   Scripts/postgres.sh pause DIR   -> stop the server, keeping its data and port
 #   Scripts/postgres.sh resume DIR  -> start it again after a pause
 #   Scripts/postgres.sh stop DIR    -> stop it (by the PID in DIR/data/postmaster.pid) and remove DIR
+#   Scripts/postgres.sh createdb DIR NAME / dropdb DIR NAME -> another database on the cluster in DIR
 # Listens on 127.0.0.1 only; trust authentication (loopback, a scratch cluster); fsync stays on
 # (synchronous_commit is what the durability claims are measured with). As root it runs the
 # server as the `postgres` user, since PostgreSQL refuses to run as root.
 set -euo pipefail
-command=${1:?usage: postgres.sh start|pause|resume|stop DIR}
-dir=${2:?usage: postgres.sh start|pause|resume|stop DIR}
+command=${1:?usage: postgres.sh start|pause|resume|stop|createdb|dropdb DIR [NAME]}
+dir=${2:?usage: postgres.sh start|pause|resume|stop|createdb|dropdb DIR [NAME]}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$bin" ] || { echo "postgres.sh: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 69; }
 as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -45,5 +46,15 @@ case "$command" in
     fi
     rm -rf "$dir"
     ;;
-  *) echo "usage: postgres.sh start|pause|resume|stop DIR" >&2; exit 64 ;;
+  createdb|dropdb)
+    name=${3:?usage: postgres.sh createdb|dropdb DIR NAME}
+    port=$(cat "$dir/port")
+    if [ "$command" = createdb ]; then
+      as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U chat "$name"
+    else
+      # --force: a node's connections that outlived it (a killed process) do not keep it.
+      as_owner "$bin/dropdb" -h 127.0.0.1 -p "$port" -U chat --force --if-exists "$name"
+    fi
+    ;;
+  *) echo "usage: postgres.sh start|pause|resume|stop|createdb|dropdb DIR [NAME]" >&2; exit 64 ;;
 esac

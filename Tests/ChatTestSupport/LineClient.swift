@@ -241,10 +241,15 @@ public final class LineClient: @unchecked Sendable {
     }
 
     /// Reads until the server closes; returns the frames read on the way.
-    public func readUntilClosed(timeout: Double = 30) throws -> [Frame] {
+    /// A timeout names `what` was being read, how many frames had come and the last of them.
+    public func readUntilClosed(timeout: Double = 30, describing what: String? = nil) throws -> [Frame] {
         var frames: [Frame] = []
-        while let line = try nextLine(timeout: timeout) {
-            frames.append(try Frame(line))
+        do {
+            while let line = try nextLine(timeout: timeout) {
+                frames.append(try Frame(line))
+            }
+        } catch let timeout as Timeout where what != nil {
+            throw Timeout(waitingFor: "the end of \(what!) (\(timeout.waitingFor)) after \(frames.count) frames, the last \(frames.last.map { String($0.line.prefix(200)) } ?? "none")")
         }
         return frames
     }

@@ -14,8 +14,10 @@ final class Nodes: @unchecked Sendable {
     let scratch: Scratch
     private(set) var servers: [ServerProcess] = []
 
-    init(count: Int, config: String = #"{"limits":{"rate":null},"log":{"messages":false}}"#) throws {
-        cluster = try PostgresCluster()
+    /// `ownCluster` for a test that stops and restarts the database; the others get a database
+    /// of their own on the test run's shared cluster.
+    init(count: Int, config: String = #"{"limits":{"rate":null},"log":{"messages":false}}"#, ownCluster: Bool = false) throws {
+        cluster = try ownCluster ? PostgresCluster() : PostgresCluster.onSharedCluster()
         scratch = try Scratch()
         do {
             try scratch.write("config.json", config)
@@ -214,7 +216,7 @@ extension LineClient {
     }
 
     @Test func whenTheDatabaseRestartsNodesReconnectAndNothingAcknowledgedIsLostOrRepeated() throws {
-        let nodes = try Nodes(count: 2)
+        let nodes = try Nodes(count: 2, ownCluster: true)
         defer { nodes.stop() }
         let alice = try nodes[0].user("alice")
         let bob = try nodes[1].user("bob")

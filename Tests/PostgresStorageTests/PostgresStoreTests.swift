@@ -14,7 +14,7 @@ extension PostgresCluster {
         // CHAT_TEST_LOG=trace shows the client's log while debugging a test.
         var logger = Logger(label: "postgres") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = ProcessInfo.processInfo.environment["CHAT_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-        return PostgresStore(host: "127.0.0.1", port: port, username: "chat", database: "chat", connections: connections, logger: logger)
+        return PostgresStore(host: "127.0.0.1", port: port, username: "chat", database: database, connections: connections, logger: logger)
     }
 }
 
@@ -29,7 +29,7 @@ struct PostgresStoreTestError: Error, CustomStringConvertible {
 
 @Suite(.serialized) struct PostgresStoreTests {
     func withCluster(_ body: (PostgresCluster) async throws -> Void) async throws {
-        let cluster = try PostgresCluster()
+        let cluster = try PostgresCluster.onSharedCluster()
         do {
             try await body(cluster)
         } catch {

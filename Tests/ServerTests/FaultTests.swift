@@ -152,7 +152,7 @@ import Testing
             try slow.join("lobby")
             #expect(try floodUntilDropped(server, member: "slow"))
             // Now it reads: the backlog, then the error, then the end.
-            let frames = try slow.readUntilClosed()
+            let frames = try slow.readUntilClosed(describing: "the slow client's backlog")
             #expect(frames.last?.code == "slow_consumer", "last: \(frames.last.map(\.line) ?? "none")")
             #expect(frames.dropLast().allSatisfy { $0.type == "message" || $0.type == "presence" })
             #expect(frames.count > 10, "it read the backlog first")

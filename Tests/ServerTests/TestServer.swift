@@ -125,11 +125,15 @@ func floodUntilDropped(_ server: TestServer, member: String) throws -> Bool {
     let sender = try server.user("sender")
     try sender.join("lobby")
     let text = String(repeating: "x", count: 1000)
+    let started = Date()
     for sent in 0..<50_000 {
         sender.send(["type": "say", "room": "lobby", "text": "\(sent) \(text)", "id": sent])
         var dropped = false
         while true {
-            let frame = try sender.next()
+            let frame: Frame
+            do { frame = try sender.next() } catch let timeout as LineClient.Timeout {
+                throw LineClient.Timeout(waitingFor: "the acknowledgement of message \(sent) (\(timeout.waitingFor)), \(Int(Date().timeIntervalSince(started))) s into the flood")
+            }
             if frame.type == "presence", frame.value["name"]?.stringValue == member { dropped = true }
             if frame.re == .integer(Int64(sent)) { break }
         }

@@ -37,7 +37,8 @@ final class PasswordChecker: Sendable {
         run(on: eventLoop) { try PasswordHash.make(password: password) }
     }
 
-    private func run<Value: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> Value) -> EventLoopFuture<Value>? {
+    /// Runs `work` on the hashing thread (internal for the tests: any work, to see the priority it runs at).
+    func run<Value: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> Value) -> EventLoopFuture<Value>? {
         guard queued.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maximumQueued else {
             queued.wrappingSubtract(1, ordering: .relaxed)
             return nil

@@ -125,7 +125,10 @@ final class TmuxTerminal: @unchecked Sendable {
 
     init(command: String, columns: Int = 100, rows: Int = 30) throws {
         let (status, _) = try tmux(["new-session", "-d", "-s", session, "-x", String(columns), "-y", String(rows),
-                                    command + "; echo EXIT=$?; sleep 60"])
+                                    // The pane stays after the command, until `close()`: a test that reads it late
+                                    // (its task waiting for a thread on a busy machine) still finds it. Bounded, in
+                                    // case the test process dies without closing it.
+                                    command + "; echo EXIT=$?; sleep 900"])
         guard status == 0 else { throw POSIXError(.ECHILD) }
     }
 

@@ -85,13 +85,13 @@ public final class PostgresCluster: Sendable {
     }
 
     /// Runs `Scripts/postgres.sh` to its end. Not with Foundation's `Process`: the server the script
-    /// starts outlives it, and Process then never noticed the script's own exit here.
+    /// starts outlives it, and Process then never noticed the script's own exit here. Nor with
+    /// `system()`, which would hand the server every descriptor of the test process.
     private static func script(_ arguments: [String]) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let log = "/tmp/chat-pg-script-\(UUID().uuidString.prefix(8)).log"
         defer { try? FileManager.default.removeItem(atPath: log) }
-        let command = ([root.appending(path: "Scripts/postgres.sh").path] + arguments).map { "'\($0)'" }.joined(separator: " ")
-        let status = system("/bin/bash \(command) </dev/null >'\(log)' 2>&1")
+        let status = try spawnAndWait(["/bin/bash", root.appending(path: "Scripts/postgres.sh").path] + arguments, outputPath: log)
         guard status == 0 else {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw PostgresClusterError("Scripts/postgres.sh \(arguments[0]) failed (\(status)): \(text)")

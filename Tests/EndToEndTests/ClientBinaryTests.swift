@@ -1,5 +1,6 @@
 import ChatClient
 import ChatProtocol
+import ChatTestSupport
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -137,33 +138,9 @@ final class TmuxTerminal: @unchecked Sendable {
     func tmux(_ arguments: [String]) throws -> (Int32, String) {
         let outputPath = FileManager.default.temporaryDirectory.appending(path: "tmux-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = (["tmux", "-L", socket] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        // The test process's threads block signals, and a spawned child inherits that mask:
-        // tmux would then never hear SIGCHLD or SIGTERM. Start it with none blocked.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, "tmux", &actions, &attributes, argv, environ)
-        guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .ENOENT) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let status = try spawnAndWait(["tmux", "-L", socket] + arguments, outputPath: outputPath)
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        return ((status >> 8) & 0xFF, output)
+        return (status, output)
     }
 
     func type(_ keys: String...) throws {

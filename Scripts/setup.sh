@@ -5,7 +5,8 @@ OUT=${OUT:-/tmp/chat-benchmarks}
 RUNS=${RUNS:-3}
 BIN=${BIN:-.build/release}
 mkdir -p "$OUT"
-swift build -c release >/dev/null
+# NO_BUILD=1 with BIN set: measure a release build made elsewhere (another scratch path).
+[ -n "${NO_BUILD:-}" ] || swift build -c release >/dev/null
 CHATLOAD_SOURCE=../shared/tools/loadgen/chatload.c
 if [ ! -x "$OUT/chatload" ] || [ "$CHATLOAD_SOURCE" -nt "$OUT/chatload" ]; then
   cc -O2 -Wall -Wextra -Wno-unused-parameter -std=gnu11 -o "$OUT/chatload" "$CHATLOAD_SOURCE"

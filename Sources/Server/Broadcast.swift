@@ -154,10 +154,15 @@ final class Broadcast: Sendable {
         preconditionFailure("a run was not encoded for a format among its recipients")
     }
 
+    /// Whether session `sessionID` gets any event of the run its own way.
+    func hasPersonalEvents(of sessionID: Int) -> Bool {
+        personal.contains { $0.sessionID == sessionID }
+    }
+
     /// The events of the run that session `sessionID` gets its own way, in order.
     func personalEvents(of sessionID: Int) -> [Int] {
         // Every member asks, one (the author) gets something: no array for the others.
-        guard personal.contains(where: { $0.sessionID == sessionID }) else { return [] }
+        guard hasPersonalEvents(of: sessionID) else { return [] }
         return personal.compactMap { $0.sessionID == sessionID ? $0.event : nil }
     }
 

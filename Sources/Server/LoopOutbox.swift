@@ -51,8 +51,22 @@ final class LoopOutbox: Sendable {
         let flushesAsItWrites = items.count == 1
         var touched: [Session] = []
         for item in items {
+            let broadcast = item.broadcast
+            // The run's shared bytes in the last format met: members of one room mostly speak
+            // one format, so this is looked up once per run, not once per member.
+            var format: WireFormat?
+            var shared = ByteBuffer()
             for member in item.members {
-                if let session = member.deliver(item.broadcast, flush: flushesAsItWrites), !session.isAwaitingFlush {
+                var written: Session??
+                if member.isLive && !broadcast.hasPersonalEvents(of: member.sessionID) {
+                    if format != member.format {
+                        format = member.format
+                        shared = broadcast.encoded(as: member.format).bytes
+                    }
+                    written = member.deliverShared(shared, lastMessageID: broadcast.lastMessageID, flush: flushesAsItWrites)
+                }
+                let session = written ?? member.deliver(broadcast, flush: flushesAsItWrites)
+                if let session, !session.isAwaitingFlush {
                     session.isAwaitingFlush = true
                     touched.append(session)
                 }

@@ -25,6 +25,9 @@ protocol SessionOutput: AnyObject {
     /// with this session's own events (acknowledgements, its join) its own way; flushes too when
     /// `flush` (one pass down the pipeline instead of two, for the common single run).
     func write(_ run: Broadcast, sessionID: Int, flush: Bool)
+    /// Writes a run's shared encoding in this connection's format (framing included), for a
+    /// session with nothing of its own in the run: the fan-out's per-member path.
+    func writeShared(_ bytes: ByteBuffer, flush: Bool)
     func flush()
     /// Flushes what is written, then closes the connection.
     func close()

@@ -68,6 +68,21 @@ final class Subscription: @unchecked Sendable {
         }
     }
 
+    /// The fast path of `deliver` for a live member with no event of its own in the run:
+    /// `bytes` is the run's shared encoding in this member's format, looked up once per run and
+    /// format by the caller instead of once per member. Returns nil when the member is not
+    /// live (the caller then takes `deliver`), else as `deliver` does.
+    func deliverShared(_ bytes: ByteBuffer, lastMessageID: Int64?, flush: Bool) -> Session?? {
+        guard case .live = state, let output else { return .none }
+        if let id = lastMessageID, id > lastSentID { lastSentID = id }
+        output.writeShared(bytes, flush: flush)
+        return .some(flush ? nil : session)
+    }
+
+    var isLive: Bool {
+        if case .live = state { true } else { false }
+    }
+
     /// Writes the replay's history, then what arrived meanwhile, and goes live.
     func finishReplay(writeHistory: () -> Void) {
         guard case .replaying(let pending, _) = state else { return }

@@ -537,10 +537,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         return buffer
     }
 
-    func writeShared(_ bytes: ByteBuffer, flush: Bool) {
-        guard let context else { return }
-        if flush { context.writeAndFlush(NIOAny(bytes), promise: nil) } else { context.write(NIOAny(bytes), promise: nil) }
-    }
+    var sharedWriteContext: ChannelHandlerContext? { context }
 
     func flush() {
         context?.flush()

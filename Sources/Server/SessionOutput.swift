@@ -25,9 +25,10 @@ protocol SessionOutput: AnyObject {
     /// with this session's own events (acknowledgements, its join) its own way; flushes too when
     /// `flush` (one pass down the pipeline instead of two, for the common single run).
     func write(_ run: Broadcast, sessionID: Int, flush: Bool)
-    /// Writes a run's shared encoding in this connection's format (framing included), for a
-    /// session with nothing of its own in the run: the fan-out's per-member path.
-    func writeShared(_ bytes: ByteBuffer, flush: Bool)
+    /// Where a run's shared encoding in this connection's format (framing included) is written,
+    /// for a session with nothing of its own in the run: the fan-out's per-member path. A
+    /// subscription keeps it, so a delivery touches one object fewer than through this adapter.
+    var sharedWriteContext: ChannelHandlerContext? { get }
     func flush()
     /// Flushes what is written, then closes the connection.
     func close()

@@ -28,6 +28,11 @@ final class Subscription: @unchecked Sendable {
     /// The session's wire adapter, straight: the per-member write skips a hop through the session
     /// (one cold object less per member and run). Cleared with `session` on close.
     private var output: (any SessionOutput)?
+    /// Where the run's shared bytes go for this member (`SessionOutput.sharedWriteContext`): the
+    /// adapter is skipped too on the common path. Valid while the subscription is open: the
+    /// session closes it when its connection goes, before NIO lets go of the context; a write
+    /// on a closed channel merely fails.
+    private var sharedWriteContext: ChannelHandlerContext?
     var state = State.replaying(pending: [], bytes: 0)
     /// The newest message id of the room this session has been sent: its read marker.
     var lastSentID: Int64 = 0
@@ -45,6 +50,7 @@ final class Subscription: @unchecked Sendable {
         self.eventLoop = session.eventLoop
         self.session = session
         self.output = session.output
+        self.sharedWriteContext = session.output?.sharedWriteContext
     }
 
     /// Hands a run of the room's events to the session (on its event loop). Returns the session
@@ -73,9 +79,9 @@ final class Subscription: @unchecked Sendable {
     /// format by the caller instead of once per member. Returns nil when the member is not
     /// live (the caller then takes `deliver`), else as `deliver` does.
     func deliverShared(_ bytes: ByteBuffer, lastMessageID: Int64?, flush: Bool) -> Session?? {
-        guard case .live = state, let output else { return .none }
+        guard case .live = state, let context = sharedWriteContext else { return .none }
         if let id = lastMessageID, id > lastSentID { lastSentID = id }
-        output.writeShared(bytes, flush: flush)
+        if flush { context.writeAndFlush(NIOAny(bytes), promise: nil) } else { context.write(NIOAny(bytes), promise: nil) }
         return .some(flush ? nil : session)
     }
 
@@ -97,6 +103,7 @@ final class Subscription: @unchecked Sendable {
         state = .closed
         session = nil
         output = nil
+        sharedWriteContext = nil
     }
 
     var isClosed: Bool {

@@ -24,6 +24,8 @@ case "$command" in
     # The settings go in the cluster's own file, so a later `resume` starts it the same way.
     printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_connections = 200\nshared_buffers = 128MB\n" \
       "$port" "$dir" | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+    # PG_SETTINGS="name = value; ..." adds settings (for experiments: benchmarks with one changed).
+    [ -z "${PG_SETTINGS:-}" ] || tr ';' '\n' <<<"$PG_SETTINGS" | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
       || { cat "$dir/server.log" >&2; exit 1; }
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U chat chat

@@ -57,15 +57,16 @@ final class LoopOutbox: Sendable {
             var format: WireFormat?
             var shared = ByteBuffer()
             for member in item.members {
-                var written: Session??
-                if member.isLive && !broadcast.hasPersonalEvents(of: member.sessionID) {
+                let session: Session?
+                if broadcast.hasPersonalEvents(of: member.sessionID) {
+                    session = member.deliver(broadcast, flush: flushesAsItWrites)
+                } else {
                     if format != member.format {
                         format = member.format
                         shared = broadcast.encoded(as: member.format).bytes
                     }
-                    written = member.deliverShared(shared, lastMessageID: broadcast.lastMessageID, flush: flushesAsItWrites)
+                    session = member.deliverShared(broadcast, bytes: shared, flush: flushesAsItWrites)
                 }
-                let session = written ?? member.deliver(broadcast, flush: flushesAsItWrites)
                 if let session, !session.isAwaitingFlush {
                     session.isAwaitingFlush = true
                     touched.append(session)

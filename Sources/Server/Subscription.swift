@@ -74,19 +74,15 @@ final class Subscription: @unchecked Sendable {
         }
     }
 
-    /// The fast path of `deliver` for a live member with no event of its own in the run:
-    /// `bytes` is the run's shared encoding in this member's format, looked up once per run and
-    /// format by the caller instead of once per member. Returns nil when the member is not
-    /// live (the caller then takes `deliver`), else as `deliver` does.
-    func deliverShared(_ bytes: ByteBuffer, lastMessageID: Int64?, flush: Bool) -> Session?? {
-        guard case .live = state, let context = sharedWriteContext else { return .none }
-        if let id = lastMessageID, id > lastSentID { lastSentID = id }
+    /// `deliver` for a member with no event of its own in the run: `bytes` is the run's shared
+    /// encoding in this member's format, looked up once per run and format by the caller instead
+    /// of once per member. A live member gets them straight on its connection's context; any
+    /// other takes `deliver`. Returns as `deliver` does.
+    func deliverShared(_ broadcast: Broadcast, bytes: ByteBuffer, flush: Bool) -> Session? {
+        guard case .live = state, let context = sharedWriteContext else { return deliver(broadcast, flush: flush) }
+        if let id = broadcast.lastMessageID, id > lastSentID { lastSentID = id }
         if flush { context.writeAndFlush(NIOAny(bytes), promise: nil) } else { context.write(NIOAny(bytes), promise: nil) }
-        return .some(flush ? nil : session)
-    }
-
-    var isLive: Bool {
-        if case .live = state { true } else { false }
+        return flush ? nil : session
     }
 
     /// Writes the replay's history, then what arrived meanwhile, and goes live.

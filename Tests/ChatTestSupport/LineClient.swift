@@ -248,8 +248,9 @@ public final class LineClient: @unchecked Sendable {
             while let line = try nextLine(timeout: timeout) {
                 frames.append(try Frame(line))
             }
-        } catch let timeout as Timeout where what != nil {
-            throw Timeout(waitingFor: "the end of \(what!) (\(timeout.waitingFor)) after \(frames.count) frames, the last \(frames.last.map { String($0.line.prefix(200)) } ?? "none")")
+        } catch let timeout as Timeout {
+            guard let what else { throw timeout }
+            throw Timeout(waitingFor: "the end of \(what) (\(timeout.waitingFor)) after \(frames.count) frames, the last \(frames.last.map { String($0.line.prefix(200)) } ?? "none")")
         }
         return frames
     }

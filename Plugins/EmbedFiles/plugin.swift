@@ -5,6 +5,9 @@ import PackagePlugin
 /// them wherever they are copied (no resource bundle): the SQLite migrations (`migrations/*.sql`)
 /// into Storage, the PostgreSQL ones (`migrations/postgres/*.sql`) into PostgresStorage, and the
 /// browser client (`web/`: HTML, CSS, JavaScript written by hand) into Server.
+/// SwiftPM asks the plugin for its commands again only when the package changes: after adding a
+/// file (a new migration) to an existing build folder, `touch Package.swift` before building, or
+/// the build goes on embedding the old list. A fresh clone is always right.
 @main
 struct EmbedFiles: BuildToolPlugin {
     /// Per target: the folder, the file extensions taken from it, and the enum generated.

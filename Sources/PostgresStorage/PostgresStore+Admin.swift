@@ -217,6 +217,14 @@ extension PostgresStore: AdminStore {
                     "SELECT id, name FROM users WHERE name_key = \(Names.userKey(name)) FOR UPDATE", logger: self.logger
                 ).decode((Int64, String).self) { found = row }
                 guard let (userID, storedName) = found else { return ForgetResult(user: nil, messages: 0, readMarkers: 0) }
+                // Messages have no foreign keys (migration 0005): an append checks its rooms
+                // and author FOR KEY SHARE. Locking the user (above) and the conversations'
+                // rooms waits for appends already past that check and makes later ones fail, so
+                // the counts below are final and no message lands between the deletes.
+                try await connection.query("""
+                    SELECT 1 FROM rooms WHERE id IN (SELECT room_id FROM conversations WHERE user_low = \(userID) OR user_high = \(userID))
+                    FOR UPDATE
+                    """, logger: self.logger)
                 var counts: (Int64, Int64, Int64) = (0, 0, 0)
                 for try await row in try await connection.query("""
                     SELECT (SELECT count(*) FROM messages WHERE user_id = \(userID)),
@@ -289,7 +297,11 @@ extension PostgresStore: AdminStore {
                  "SELECT count(*) FROM conversations c JOIN rooms r ON r.id = c.room_id WHERE NOT r.is_direct"),
                 ("direct rooms without a conversation",
                  "SELECT count(*) FROM rooms r WHERE r.is_direct AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.room_id = r.id)"),
-                ("messages whose search vector is stale", "SELECT count(*) FROM messages WHERE search <> to_tsvector('simple', text)"),
+                ("messages whose search vector is stale", "SELECT count(*) FROM messages WHERE search IS DISTINCT FROM to_tsvector('simple', text)"),
+                ("messages whose room does not exist",
+                 "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM rooms r WHERE r.id = m.room_id)"),
+                ("messages whose author does not exist",
+                 "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = m.user_id)"),
             ]
             for (what, query) in checks {
                 for try await count in try await self.client.query(query, logger: self.logger).decode(Int64.self) where count > 0 {

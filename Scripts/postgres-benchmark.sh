@@ -3,7 +3,7 @@
 # PostgreSQL cluster of its own (Scripts/postgres.sh: fsync and synchronous_commit on, the
 # search index in place):
 #   1. durable appends: one node, then three nodes at once (chat-bench postgres-append), RUNS times;
-#   2. (after a CHECKPOINT and a VACUUM of what the appends left) three chat-server nodes, 300 clients each in one room, 50 msg/s (chat-bench fanout with
+#   2. (after a VACUUM of what the appends left, a CHECKPOINT and a sync) three chat-server nodes, 300 clients each in one room, 50 msg/s (chat-bench fanout with
 #      --also-port): latency across nodes, lost, order errors, RUNS times;
 #   3. burst fan-out on one node, PostgreSQL against SQLite, alternating, RUNS times each.
 # Loopback only; every process is stopped by its PID and the cluster removed.
@@ -39,17 +39,20 @@ for _ in $(seq "$RUNS"); do
   "$BIN/chat-bench" postgres-append --port "$PGPORT" --messages 200000 --batch 512 --writers 9 --nodes 3 2>>"$OUT/pg-bench.txt" | label three >>"$OUT/pg-append.jsonl"
 done
 
-# The appends leave a checkpoint and autovacuum's work due: done now, so that the latency runs
-# measure the nodes on a large database, not the database catching up on the last benchmark.
+# The appends leave autovacuum's work and a checkpoint due, and the disk full of dirty pages: done
+# now, in that order (the VACUUM dirties every page it visits), so that the latency runs measure
+# the nodes on a large database, not the database and the kernel writing out the last benchmark.
+# Every commit waits for its WAL flush, which waits behind any other write to the disk.
 PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
-"$PSQL" -q -h 127.0.0.1 -p "$PGPORT" -U chat chat -c "CHECKPOINT" -c "VACUUM (ANALYZE) messages" >/dev/null
+"$PSQL" -q -h 127.0.0.1 -p "$PGPORT" -U chat chat -c "VACUUM (ANALYZE) messages" -c "CHECKPOINT" >/dev/null
+sync
 
 # 2. Three nodes, 900 clients in one room, 50 msg/s.
 PORTS=()
 for node in a b c; do start_node "node-$node" "{\"postgres\":\"$URL\"}"; done
 for run in $(seq "$RUNS"); do
   "$BIN/chat-bench" fanout --port "${PORTS[0]}" --also-port "${PORTS[1]}" --also-port "${PORTS[2]}" --clients 900 --senders 10 \
-    --messages 100 --rate 50 --room "three$run" 2>>"$OUT/pg-bench.txt" | label three-nodes >>"$OUT/pg-nodes.jsonl" || true
+    --messages 100 --rate 50 --room "three$run" --timeline 2>>"$OUT/pg-bench.txt" | label three-nodes >>"$OUT/pg-nodes.jsonl" || true
 done
 stop_nodes
 
@@ -77,11 +80,12 @@ for label, text in [("one", "one node, 8 writers"), ("three", "three nodes at on
     print(f"| {text} | {med(rates):,.0f} ({', '.join(f'{x:,.0f}' for x in rates)}) |")
 nodes = load("pg-nodes.jsonl")
 print()
-print("| three nodes, 900 clients, 50 msg/s | p50 ms | p99 ms | lost | order errors |")
-print("| --- | --- | --- | --- | --- |")
+print("| three nodes, 900 clients, 50 msg/s | p50 ms | p99 ms | max ms | stalls (100 ms of sending with a message over 50 ms) | lost | order errors |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
 for r in nodes:
-    print(f"| run | {r['latency_ms']['p50']:.1f} | {r['latency_ms']['p99']:.1f} | {r['lost']} | {r['order_errors']} |")
-print(f"| median | {med(r['latency_ms']['p50'] for r in nodes):.1f} | {med(r['latency_ms']['p99'] for r in nodes):.1f} | | |")
+    stalls = sum(1 for _, worst in r.get("timeline", []) if worst > 50)
+    print(f"| run | {r['latency_ms']['p50']:.1f} | {r['latency_ms']['p99']:.1f} | {r['latency_ms']['max']:.1f} | {stalls} | {r['lost']} | {r['order_errors']} |")
+print(f"| median | {med(r['latency_ms']['p50'] for r in nodes):.1f} | {med(r['latency_ms']['p99'] for r in nodes):.1f} | | | | |")
 burst = load("pg-burst.jsonl")
 print()
 print("| burst fan-out, one node, 1,000 clients, 10 × 100 | deliveries/s, median (runs) | lost |")

@@ -76,6 +76,8 @@ public struct FanoutBenchmark: AsyncParsableCommand {
         "Another node of the same service (database.postgres): the clients, senders included, are spread over --port and these in turn. Repeatable.",
         valueName: "port"))
     public var alsoPorts: [Int] = []
+    @Flag(help: "Add \"timeline\" to the report: per 100 ms of sending, the worst latency of the messages sent then (where stalls happen).")
+    public var timeline = false
 
     public func validate() throws {
         guard alsoPorts.isEmpty || (webPort == nil && ircClients == 0) else { throw ValidationError("--also-port is for native TCP clients only") }
@@ -95,7 +97,7 @@ public struct FanoutBenchmark: AsyncParsableCommand {
 
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
-        let statistics = makeStatistics(for: group)
+        let statistics = makeStatistics(for: group, timeline: timeline)
         let deadline = now() + Double(server.timeout)
 
         let started = now()
@@ -162,6 +164,15 @@ public struct FanoutBenchmark: AsyncParsableCommand {
             "latency_ms": ["p50": ms(50), "p90": ms(90), "p99": ms(99), "max": Double(latency.max) / 1e6],
         ]
         if let cpuBefore, let cpuAfter { report["server_cpu_s"] = cpuAfter - cpuBefore }
+        if timeline {
+            // [seconds since the sending began, worst latency in ms] per 100 ms.
+            var worst: [UInt64: UInt64] = [:]
+            for loop in group.makeIterator() {
+                let stats = statistics[ObjectIdentifier(loop)]!
+                for (tenth, nanoseconds) in try await loop.submit({ stats.worstBySendTime ?? [:] }).get() { worst[tenth] = max(worst[tenth] ?? 0, nanoseconds) }
+            }
+            report["timeline"] = worst.keys.sorted().map { [((Double($0) - sendStart * 10)).rounded() / 10, (Double(worst[$0]!) / 1e5).rounded() / 10] }
+        }
         printError("""
             fanout: \(clients) clients (\(stalled) stalled), \(senders) senders × \(messages) messages of \(size) bytes, \(rate == 0 ? "unlimited" : "\(rate) msg/s")
               delivered \(delivered) / \(expected) (lost \(expected - delivered), order errors \(orderErrors)) in \(String(format: "%.3f", duration)) s = \(grouped(Double(delivered) / duration)) deliveries/s

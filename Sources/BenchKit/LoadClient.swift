@@ -19,6 +19,9 @@ final class LoopStatistics: @unchecked Sendable {
     var deliveries = 0
     var orderErrors = 0
     var lastDelivery: UInt64 = 0
+    /// With `fanout --timeline`: the worst latency of the messages sent in each 100 ms, keyed
+    /// by the send time in tenths of a second (nil: not recorded).
+    var worstBySendTime: [UInt64: UInt64]?
 }
 
 /// One benchmark connection. It logs in, joins, then counts `message` frames by their prefix
@@ -185,7 +188,10 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
                 if id <= lastID { statistics.orderErrors += 1 }
                 lastID = id
             }
-            if let sent = sendTime(in: line), sent <= now { _ = statistics.latency.record(now - sent) }
+            if let sent = sendTime(in: line), sent <= now {
+                _ = statistics.latency.record(now - sent)
+                if statistics.worstBySendTime != nil { statistics.worstBySendTime![sent / 100_000_000] = max(statistics.worstBySendTime![sent / 100_000_000] ?? 0, now - sent) }
+            }
         } else if bytes.starts(with: #"{"type":"greeting""#.utf8) {
             phase = .loggingIn
             send(#"{"type":"login","name":"\#(name)"}"#)
@@ -317,9 +323,13 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
 }
 
 /// Fresh statistics for each event loop of `group`, keyed by the loop.
-func makeStatistics(for group: MultiThreadedEventLoopGroup) -> [ObjectIdentifier: LoopStatistics] {
+func makeStatistics(for group: MultiThreadedEventLoopGroup, timeline: Bool = false) -> [ObjectIdentifier: LoopStatistics] {
     var statistics: [ObjectIdentifier: LoopStatistics] = [:]
-    for loop in group.makeIterator() { statistics[ObjectIdentifier(loop)] = LoopStatistics() }
+    for loop in group.makeIterator() {
+        let loopStatistics = LoopStatistics()
+        if timeline { loopStatistics.worstBySendTime = [:] }
+        statistics[ObjectIdentifier(loop)] = loopStatistics
+    }
     return statistics
 }
 

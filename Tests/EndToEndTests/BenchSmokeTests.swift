@@ -10,7 +10,7 @@ import Testing
         let server = try ServerProcess(config: scratch.file("config.json"))
         let bench = try ChildProcess(executable("chat-bench"), [
             "fanout", "--port", String(server.port), "--clients", "30", "--senders", "3", "--messages", "20",
-            "--server-pid", String(server.child.pid), "--timeout", "120", "--drain-idle", "20",
+            "--server-pid", String(server.child.pid), "--timeout", "120", "--drain-idle", "20", "--timeline",
         ])
         #expect(bench.waitForExit(timeout: 180) == 0)
         _ = bench.stdout.waitForEnd()
@@ -18,6 +18,9 @@ import Testing
         #expect(report["delivered"]?.integerValue == Int64(30 * 60))
         #expect(report["lost"]?.integerValue == Int64(0))
         #expect(report["order_errors"]?.integerValue == Int64(0))
+        // --timeline: [seconds into the sending, worst ms] per 100 ms, at least one window.
+        let timeline = try #require(report["timeline"]?.arrayValue)
+        #expect(!timeline.isEmpty && timeline.allSatisfy { $0.arrayValue?.count == 2 })
     }
 
     @Test func aStalledClientIsDroppedWhileTheOthersGetEverything() async throws {

@@ -7,7 +7,7 @@
 --   takes (FOR KEY SHARE: a concurrent delete of that room or user waits for this append to
 --   commit; an append that comes after the delete finds no row and fails). `forget` locks the
 --   user and the rooms it deletes before deleting their messages, so no message outlives them.
--- `chat-admin verify` reports messages whose room or author is missing.
+-- `chat-admin check` reports messages whose room or author is missing.
 ALTER TABLE messages ALTER COLUMN search DROP EXPRESSION;
 ALTER TABLE messages DROP CONSTRAINT messages_room_id_fkey;
 ALTER TABLE messages DROP CONSTRAINT messages_user_id_fkey;

@@ -21,7 +21,7 @@ import Testing
         let longer = PasswordChecker.patience.nanoseconds / 1000 * 3 / 2
         let first = try #require(checker.run(on: loop) { usleep(useconds_t(longer)) })
         let second = try #require(checker.run(on: loop) { sched_getscheduler(0) })
-        try await first.get()
+        _ = try await first.get()
         #expect(try await second.get() == SCHED_OTHER, "it had waited its patience: normal priority")
         // Alone again, and picked up within its patience (as good as always; on a machine so
         // busy that it was not, normal priority is right): idle priority again.

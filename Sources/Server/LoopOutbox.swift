@@ -1,3 +1,4 @@
+import CPrefetch
 import CoreMetrics
 import NIOCore
 import Synchronization
@@ -56,7 +57,9 @@ final class LoopOutbox: Sendable {
             // one format, so this is looked up once per run, not once per member.
             var format: WireFormat?
             var shared = ByteBuffer()
-            for member in item.members {
+            let members = item.members
+            for (index, member) in members.enumerated() {
+                Self.warm(members, ahead: index)
                 let session: Session?
                 if broadcast.hasPersonalEvents(of: member.sessionID) {
                     session = member.deliver(broadcast, flush: flushesAsItWrites)
@@ -77,5 +80,21 @@ final class LoopOutbox: Sendable {
             session.isAwaitingFlush = false
             session.flush()
         }
+    }
+
+    /// Members' objects are cold by their turn (1,000 members, a message every few ms): while
+    /// the kernel writes to member `index`, bring in member `index + 4` (its subscription) and
+    /// the write path of member `index + 2` (whose subscription came in two turns ago).
+    private static func warm(_ members: [Subscription], ahead index: Int) {
+        if index + 4 < members.count {
+            members.withUnsafeBufferPointer { buffer in
+                // The reference itself, read as an address: no retain, which would be the very
+                // miss this avoids.
+                let address = UnsafeRawPointer(buffer.baseAddress!).load(
+                    fromByteOffset: (index + 4) * MemoryLayout<Subscription>.stride, as: UnsafeRawPointer.self)
+                chat_prefetch(address, 3)
+            }
+        }
+        if index + 2 < members.count { members[index + 2].prefetchWritePath() }
     }
 }

@@ -1,3 +1,4 @@
+import CPrefetch
 import ChatProtocol
 import NIOCore
 import Storage
@@ -33,6 +34,10 @@ final class Subscription: @unchecked Sendable {
     /// session closes it when its connection goes, before NIO lets go of the context; a write
     /// on a closed channel merely fails.
     private var sharedWriteContext: ChannelHandlerContext?
+    /// Where the objects a shared write touches first live (the context, its pipeline, the
+    /// channel): the fan-out prefetches them a few members ahead. Never dereferenced, so stale
+    /// addresses are harmless (a prefetch does not fault).
+    private let writePathAddresses: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer)?
     var state = State.replaying(pending: [], bytes: 0)
     /// The newest message id of the room this session has been sent: its read marker.
     var lastSentID: Int64 = 0
@@ -50,7 +55,20 @@ final class Subscription: @unchecked Sendable {
         self.eventLoop = session.eventLoop
         self.session = session
         self.output = session.output
-        self.sharedWriteContext = session.output?.sharedWriteContext
+        let context = session.output?.sharedWriteContext
+        self.sharedWriteContext = context
+        self.writePathAddresses = context.map {
+            (UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()), UnsafeRawPointer(Unmanaged.passUnretained($0.pipeline).toOpaque()),
+             UnsafeRawPointer(Unmanaged.passUnretained($0.channel as AnyObject).toOpaque()))
+        }
+    }
+
+    /// Warms the cache lines a shared write to this member touches first (`writePathAddresses`).
+    func prefetchWritePath() {
+        guard let (context, pipeline, channel) = writePathAddresses else { return }
+        chat_prefetch(context, 2)
+        chat_prefetch(pipeline, 2)
+        chat_prefetch(channel, 4)
     }
 
     /// Hands a run of the room's events to the session (on its event loop). Returns the session

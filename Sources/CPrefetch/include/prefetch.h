@@ -1,0 +1,12 @@
+#ifndef CHAT_PREFETCH_H
+#define CHAT_PREFETCH_H
+
+/// Asks the CPU to bring the cache lines at `address` (and the next `lines - 1`) in, without
+/// waiting and without faulting on any address: the fan-out warms the next members' objects
+/// while the kernel writes to the current one. Swift has no prefetch of its own.
+static inline void chat_prefetch(const void *address, int lines) {
+    const char *p = (const char *)address;
+    for (int i = 0; i < lines; i++) __builtin_prefetch(p + 64 * i, 0, 3);
+}
+
+#endif

@@ -169,9 +169,11 @@ public struct FanoutBenchmark: AsyncParsableCommand {
             var worst: [UInt64: UInt64] = [:]
             for loop in group.makeIterator() {
                 let stats = statistics[ObjectIdentifier(loop)]!
-                for (tenth, nanoseconds) in try await loop.submit({ stats.worstBySendTime ?? [:] }).get() { worst[tenth] = max(worst[tenth] ?? 0, nanoseconds) }
+                worst.merge(try await loop.submit { stats.worstBySendTime ?? [:] }.get(), uniquingKeysWith: max)
             }
-            report["timeline"] = worst.keys.sorted().map { [((Double($0) - sendStart * 10)).rounded() / 10, (Double(worst[$0]!) / 1e5).rounded() / 10] }
+            report["timeline"] = worst.sorted { $0.key < $1.key }.map { tenth, nanoseconds in
+                [(Double(tenth) - sendStart * 10).rounded() / 10, (Double(nanoseconds) / 1e5).rounded() / 10]
+            }
         }
         printError("""
             fanout: \(clients) clients (\(stalled) stalled), \(senders) senders × \(messages) messages of \(size) bytes, \(rate == 0 ? "unlimited" : "\(rate) msg/s")

@@ -22,6 +22,15 @@ final class LoopStatistics: @unchecked Sendable {
     /// With `fanout --timeline`: the worst latency of the messages sent in each 100 ms, keyed
     /// by the send time in tenths of a second (nil: not recorded).
     var worstBySendTime: [UInt64: UInt64]?
+
+    /// One delivery's latency (both times on the monotonic clock, in ns), into the histogram and,
+    /// with `--timeline`, its 100 ms of sending.
+    func recordLatency(sent: UInt64, received: UInt64) {
+        _ = latency.record(received - sent)
+        guard worstBySendTime != nil else { return }
+        let tenth = sent / 100_000_000
+        worstBySendTime![tenth] = max(worstBySendTime![tenth] ?? 0, received - sent)
+    }
 }
 
 /// One benchmark connection. It logs in, joins, then counts `message` frames by their prefix
@@ -188,10 +197,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
                 if id <= lastID { statistics.orderErrors += 1 }
                 lastID = id
             }
-            if let sent = sendTime(in: line), sent <= now {
-                _ = statistics.latency.record(now - sent)
-                if statistics.worstBySendTime != nil { statistics.worstBySendTime![sent / 100_000_000] = max(statistics.worstBySendTime![sent / 100_000_000] ?? 0, now - sent) }
-            }
+            if let sent = sendTime(in: line), sent <= now { statistics.recordLatency(sent: sent, received: now) }
         } else if bytes.starts(with: #"{"type":"greeting""#.utf8) {
             phase = .loggingIn
             send(#"{"type":"login","name":"\#(name)"}"#)
@@ -239,7 +245,7 @@ final class LoadClient: ChannelInboundHandler, @unchecked Sendable {
             statistics.deliveries += 1
             received += 1
             statistics.lastDelivery = now
-            if let sent = integer(after: " :", in: line), sent <= now { _ = statistics.latency.record(now - UInt64(sent)) }
+            if let sent = integer(after: " :", in: line), sent <= now { statistics.recordLatency(sent: UInt64(sent), received: now) }
         case "001":
             phase = .joining
             joinSentAt = monotonicNanoseconds()

@@ -52,7 +52,7 @@ let package = Package(
         // glibc's mallopt, which Swift does not import (chat-server pins the mmap threshold).
         .target(name: "CMallocTuning"),
         // __builtin_prefetch, which Swift does not have (the fan-out warms the next members).
-        .target(name: "CPrefetch"),
+        .target(name: "CServerSupport"),
         // One SQLite setting Swift cannot reach (sqlite3_config is variadic).
         .target(
             name: "CSQLiteTuning",
@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "ChatProtocol", "ChatConfiguration", "Storage", "IRCProtocol", "CPrefetch",
+                "ChatProtocol", "ChatConfiguration", "Storage", "IRCProtocol", "CServerSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -22,7 +22,7 @@ public final class ChatServer: Sendable {
 
     private let context: ServerContext
     private let group: MultiThreadedEventLoopGroup
-    private let listener: any Channel
+    private let listener: SocketListener
     private let periodicTasks: [RepeatedTask]
     /// On a shared store: the task following every node's commits.
     private let feed: Task<Void, Never>?
@@ -32,17 +32,17 @@ public final class ChatServer: Sendable {
     /// Where `/metrics` is served (the real port when configured with 0), when enabled.
     public var metricsPort: Int? { metricsListener?.localAddress?.port }
 
-    private let ircListener: (any Channel)?
+    private let ircListener: SocketListener?
     /// Where the IRC listener listens (the real port when configured with 0), when enabled.
-    public var ircPort: Int? { ircListener?.localAddress?.port }
+    public var ircPort: Int? { ircListener?.port }
 
-    private let webListener: (any Channel)?
+    private let webListener: SocketListener?
     /// Where the web listener (the browser client, `/ws`, `/healthz`) listens, when enabled.
-    public var webPort: Int? { webListener?.localAddress?.port }
+    public var webPort: Int? { webListener?.port }
 
-    private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: any Channel,
-                 periodicTasks: [RepeatedTask], tls: ServerTLS?, metricsListener: (any Channel)?, ircListener: (any Channel)?,
-                 webListener: (any Channel)?, feed: Task<Void, Never>?) {
+    private init(host: String, port: Int, context: ServerContext, group: MultiThreadedEventLoopGroup, listener: SocketListener,
+                 periodicTasks: [RepeatedTask], tls: ServerTLS?, metricsListener: (any Channel)?, ircListener: SocketListener?,
+                 webListener: SocketListener?, feed: Task<Void, Never>?) {
         self.feed = feed
         self.tls = tls
         self.ircListener = ircListener
@@ -67,51 +67,79 @@ public final class ChatServer: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
+        var listeners: [SocketListener] = []
         do {
             let context = try ServerContext(configuration: configuration, database: database, logger: logger, group: group, threadPool: threadPool)
             try await context.createConfiguredRooms()
             let feed = await startFeed(context: context)
             let limits = configuration.limits
-            // One bootstrap per listener (a bootstrap keeps the last initializer it was given):
-            // the same socket options and limits, TLS when that listener asks for it, and the
-            // handlers of its protocol.
-            @Sendable func chatListener(tls usesTLS: Bool,
-                                        _ configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> ServerBootstrap {
-                ServerBootstrap(group: group)
-                    .serverChannelOption(ChannelOptions.backlog, value: 4096)
-                    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                    // Bounds what one readable connection costs a loop turn (4 reads of at most 16 KiB,
-                    // about 400 frames), so committed messages and acknowledgements go out between a
-                    // flooder's reads whatever the number of flooders on the loop.
-                    .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
-                    .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 16_384))
-                    .childChannelOption(ChannelOptions.writeBufferWaterMark,
-                                        value: .init(low: limits.maxOutboundBytes / 2, high: limits.maxOutboundBytes + 1))
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            if usesTLS, let tls {
-                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+            // Every listener accepts on a thread of its own (`SocketListener`) and hands each
+            // connection to the next event loop with the same socket options and limits, TLS when
+            // that listener asks for it, and the handlers of its protocol. Those get the socket
+            // when nothing (TLS) stands between them and it, and write to it directly.
+            func listen(_ host: String, _ port: Int, tls usesTLS: Bool,
+                        _ configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations, _ socket: CInt?) throws -> Void) throws -> SocketListener {
+                let listener = try SocketListener(host: host, port: port, backlog: 4096, loop: group.next())
+                listeners.append(listener)
+                let serverTLS = usesTLS ? tls : nil
+                // One bootstrap per loop, made once: its initializer learns the socket from the
+                // loop's hand-off, set only while `withConnectedSocket` sets the channel up on that
+                // loop (synchronously). Were NIO ever to run the initializer later, it would find no
+                // socket there and the connection would simply write through NIO.
+                let handOffs = group.makeIterator().map { loop in
+                    let handOff = SocketHandOff()
+                    handOff.bootstrap = ClientBootstrap(group: loop)
+                        .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                        // Bounds what one readable connection costs a loop turn (4 reads of at most 16 KiB,
+                        // about 400 frames), so committed messages and acknowledgements go out between a
+                        // flooder's reads whatever the number of flooders on the loop.
+                        .channelOption(ChannelOptions.maxMessagesPerRead, value: 4)
+                        .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 16_384))
+                        .channelOption(ChannelOptions.writeBufferWaterMark,
+                                       value: .init(low: limits.maxOutboundBytes / 2, high: limits.maxOutboundBytes + 1))
+                        .channelInitializer { channel in
+                            let socket = handOff.socket
+                            return channel.eventLoop.makeCompletedFuture {
+                                if let serverTLS {
+                                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS.current))
+                                }
+                                try configure(channel.pipeline.syncOperations, serverTLS == nil ? socket : nil)
                             }
-                            try configure(channel.pipeline.syncOperations)
                         }
+                    return (loop: loop, handOff: handOff)
+                }
+                let next = Atomic(0)
+                listener.start(logger: logger) { socket in
+                    // Set up on the loop it will live on (the channel's objects are that thread's
+                    // allocations, as with NIO's own accepts).
+                    let (loop, handOff) = handOffs[next.add(1, ordering: .relaxed).oldValue % handOffs.count]
+                    loop.execute {
+                        handOff.socket = socket
+                        handOff.bootstrap?.withConnectedSocket(socket)
+                            .whenFailure { error in logger.debug("an accepted connection could not be set up: \(error)") }
+                        handOff.socket = nil
                     }
+                }
+                return listener
             }
-            let listener = try await chatListener(tls: configuration.server.tls) { try $0.addHandler(NativeConnection(server: context)) }
-                .bind(host: configuration.server.host, port: configuration.server.port).get()
-            let port = listener.localAddress?.port ?? configuration.server.port
-            var ircListener: (any Channel)?
+            let server = configuration.server
+            let listener = try listen(server.host, server.port, tls: server.tls) { pipeline, socket in
+                try pipeline.addHandler(NativeConnection(server: context, socket: socket))
+            }
+            let port = listener.port
+            var ircListener: SocketListener?
             if configuration.irc.enabled {
-                ircListener = try await chatListener(tls: configuration.irc.tls) { try $0.addHandler(IRCConnection(server: context)) }
-                    .bind(host: configuration.irc.host, port: configuration.irc.port).get()
+                ircListener = try listen(configuration.irc.host, configuration.irc.port, tls: configuration.irc.tls) { pipeline, socket in
+                    try pipeline.addHandler(IRCConnection(server: context, socket: socket))
+                }
             }
-            var webListener: (any Channel)?
+            var webListener: SocketListener?
             if configuration.web.enabled {
                 let assets = WebClientAssets()
                 let health: @Sendable () -> String = {
                     "{\"status\":\"ok\",\"connections\":\(context.registry.connectionCount)}\n"
                 }
-                webListener = try await chatListener(tls: configuration.web.tls) { pipeline in
+                webListener = try listen(configuration.web.host, configuration.web.port, tls: configuration.web.tls) { pipeline, _ in
                     // HTTP until a WebSocket upgrade at /ws; then NIO's HTTP handlers, the page
                     // handler and its idle timer leave, and the WebSocket bridge and adapter come.
                     let page = WebHTTPHandler(assets: assets, admission: context.admission, allowedOrigins: configuration.web.allowedOrigins,
@@ -128,7 +156,6 @@ public final class ChatServer: Sendable {
                     try pipeline.addHandler(idle.value)
                     try pipeline.addHandler(page)
                 }
-                .bind(host: configuration.web.host, port: configuration.web.port).get()
             }
             var metricsListener: (any Channel)?
             if configuration.metrics.enabled {
@@ -142,6 +169,7 @@ public final class ChatServer: Sendable {
                               listener: listener, periodicTasks: periodicTasks, tls: tls, metricsListener: metricsListener,
                               ircListener: ircListener, webListener: webListener, feed: feed)
         } catch {
+            for listener in listeners { await listener.close() }
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
@@ -241,9 +269,9 @@ public final class ChatServer: Sendable {
         guard !alreadyShutDown else { return }
         context.logger.info("shutting down: \(reason)")
         for task in periodicTasks { task.cancel() }
-        try? await listener.close()
-        try? await ircListener?.close()
-        try? await webListener?.close()
+        await listener.close()
+        await ircListener?.close()
+        await webListener?.close()
         try? await metricsListener?.close()
         // Commit what was handed in, then let it reach the rooms and, one hop later, the members.
         try? await context.database.waitForPendingWrites()
@@ -316,4 +344,11 @@ public struct ChatServerService: Service {
         try? await gracefulShutdown()
         await server.shutdown()
     }
+}
+
+/// A listener's bootstrap for one event loop, and where the accepting thread leaves a socket for
+/// its initializer: set and cleared within one task on that loop, read only there.
+private final class SocketHandOff: @unchecked Sendable {
+    var bootstrap: ClientBootstrap?
+    var socket: CInt?
 }

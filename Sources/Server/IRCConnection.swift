@@ -18,6 +18,10 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     let server: ServerContext
     let serverName: String
     var context: ChannelHandlerContext?
+    /// Everything this adapter writes goes through it, in order.
+    var writer: ConnectionWriter?
+    /// The connection's socket, when nothing stands between this handler and it (plain TCP).
+    private let socket: CInt?
     var session: Session?
     private var framer = LineFramer(maxLineBytes: IRCConnection.maxLineBytes)
 
@@ -54,9 +58,10 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     let framing: Framing
 
-    init(server: ServerContext, framing: Framing = .lines) {
+    init(server: ServerContext, framing: Framing = .lines, socket: CInt? = nil) {
         self.server = server
         self.framing = framing
+        self.socket = socket
         self.serverName = server.configuration.server.name
     }
 
@@ -78,12 +83,15 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.writer = ConnectionWriter(context: context, socket: socket)
         // Added to a connection that is already open (a WebSocket after its upgrade).
         if context.channel.isActive { start(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        writer?.connectionClosed()
         self.context = nil
+        self.writer = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -105,6 +113,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        writer?.connectionClosed()
         if awayMessage != nil {
             let key = Names.userKey(nick)
             server.awayMessages.withLock { $0[key] = nil }
@@ -129,7 +138,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
+        writer?.flush()
         context.fireChannelReadComplete()
     }
 
@@ -140,6 +149,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         server.logger.debug("irc connection error: \(error)")
+        writer?.connectionClosed()
         context.close(promise: nil)
     }
 
@@ -173,12 +183,12 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     /// Writes one line (the label and batch tags are the caller's).
     func sendLine(_ message: IRCMessage) {
-        guard let context else { return }
+        guard let writer else { return }
         let text = message.serialized()
-        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count + 2)
+        var buffer = writer.allocator.buffer(capacity: text.utf8.count + 2)
         buffer.writeString(text)
         buffer.writeStaticString("\r\n")
-        context.write(lines: buffer, framing: framing)
+        writer.write(lines: buffer, framing: framing)
     }
 
     /// A numeric (or command) from the server to this client: `:server CODE nick params...`.
@@ -323,13 +333,13 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         guard case .integer(let id)? = re, var request = pending[id] else { return }
         let channel = "#" + room
         joinsAwaitingReplay[room] = id
-        if request.label == nil || !capabilities.contains(.labeledResponse), !wantsReadMarkers, let context {
+        if request.label == nil || !capabilities.contains(.labeledResponse), !wantsReadMarkers, let writer {
             // The common case: JOIN and the names go out now, written straight into one buffer (a
             // big room's names are one allocation, not a string per name); the replay follows.
-            var buffer = context.channel.allocator.buffer(capacity: 64 + members.count * 12)
+            var buffer = writer.allocator.buffer(capacity: 64 + members.count * 12)
             buffer.writeString(":\(IRCEncoding.source(nick)) JOIN \(channel)\r\n")
             writeNames(channel: channel, members: members, into: &buffer)
-            context.write(lines: buffer, framing: framing)
+            writer.write(lines: buffer, framing: framing)
             return
         }
         var lines = [IRCMessage(source: IRCEncoding.source(nick), command: "JOIN", parameters: [channel])]
@@ -427,10 +437,10 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         let channel = "#" + room
         switch request.kind {
         case .names where request.label == nil || !capabilities.contains(.labeledResponse):
-            guard let context else { return }
-            var buffer = context.channel.allocator.buffer(capacity: 64 + members.count * 12)
+            guard let writer else { return }
+            var buffer = writer.allocator.buffer(capacity: 64 + members.count * 12)
             writeNames(channel: channel, members: members, into: &buffer)
-            context.write(lines: buffer, framing: framing)
+            writer.write(lines: buffer, framing: framing)
         case .names:
             sendResponse(namesLines(channel: channel, members: members), label: request.label)
         case .who(let mask):
@@ -492,9 +502,10 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     func write(_ run: Broadcast, sessionID: Int, flush: Bool) {
         // Runs are encoded in the format fixed at login (`Session.wireFormat`).
-        guard let context, let format = session?.wireFormat, case .irc(let features) = format.syntax else { return }
+        guard let writer, let format = session?.wireFormat, case .irc(let features) = format.syntax else { return }
         let echo = capabilities.contains(.echoMessage)
-        context.write(run, as: format, sessionID: sessionID, flush: flush) { _, event, frames in
+        let allocator = writer.allocator
+        writer.write(run, as: format, sessionID: sessionID, flush: flush) { _, event, frames in
             switch event {
             case .presence:
                 return .skipThrough
@@ -502,7 +513,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
                 // This client's own TAGMSG: the echo, labeled when it asked; an ACK; or nothing.
                 let label = take(author.re)?.1.label
                 guard label != nil, capabilities.contains(.labeledResponse) else { return echo ? .keep : .with(nil) }
-                var echoed = context.channel.allocator.buffer(capacity: frames.readableBytes)
+                var echoed = allocator.buffer(capacity: frames.readableBytes)
                 if echo { IRCEncoding.writeTagMessage(tags, author: author, features: features, into: &echoed) }
                 return .with(lines(labeled(messages(in: echoed), label: label)))
             case .message(let message, let author):
@@ -517,7 +528,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
                 let label = capabilities.contains(.labeledResponse) ? request?.label : nil
                 guard label != nil || !answer.isEmpty else { return echo ? .keep : .with(nil) }
                 if echo {
-                    var echoed = context.channel.allocator.buffer(capacity: frames.readableBytes)
+                    var echoed = allocator.buffer(capacity: frames.readableBytes)
                     IRCEncoding.writeMessage(message, isAccount: author.isAccount, features: features, batch: nil,
                                              clientTags: author.clientTags, into: &echoed)
                     answer += messages(in: echoed)
@@ -529,7 +540,7 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     /// Messages as IRC lines in one buffer.
     private func lines(_ messages: [IRCMessage]) -> ByteBuffer {
-        var buffer = context?.channel.allocator.buffer(capacity: messages.count * 128) ?? ByteBuffer()
+        var buffer = writer?.allocator.buffer(capacity: messages.count * 128) ?? ByteBuffer()
         for message in messages {
             buffer.writeString(message.serialized())
             buffer.writeStaticString("\r\n")
@@ -537,21 +548,21 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         return buffer
     }
 
-    var sharedWriteContext: ChannelHandlerContext? { context }
+    var sharedWriter: ConnectionWriter? { writer }
 
     func flush() {
-        context?.flush()
+        writer?.flush()
     }
 
     func close() {
-        context?.flushAndClose()
+        writer?.close()
     }
 
     func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount) {
-        guard let context else { return }
-        var line = context.channel.allocator.buffer(capacity: 128)
+        guard let writer else { return }
+        var line = writer.allocator.buffer(capacity: 128)
         line.writeString(IRCMessage(command: "ERROR", parameters: ["Closing link: \(error.message)"]).serialized() + "\r\n")
-        context.writeLastAndClose(line, framing: framing, within: allowance)
+        writer.writeLastAndClose(line, framing: framing, within: allowance)
     }
 
     func setReading(_ isReading: Bool) {

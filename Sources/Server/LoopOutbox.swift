@@ -1,4 +1,4 @@
-import CPrefetch
+import CServerSupport
 import CoreMetrics
 import NIOCore
 import Synchronization

@@ -11,13 +11,18 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     private let server: ServerContext
     private let maxLineBytes: Int
     private var context: ChannelHandlerContext?
+    /// Everything this adapter writes goes through it, in order.
+    private var writer: ConnectionWriter?
+    /// The connection's socket, when nothing stands between this handler and it (plain TCP).
+    private let socket: CInt?
     private var session: Session?
     private var framer: LineFramer
     private let framing: Framing
 
-    init(server: ServerContext, framing: Framing = .lines) {
+    init(server: ServerContext, framing: Framing = .lines, socket: CInt? = nil) {
         self.server = server
         self.framing = framing
+        self.socket = socket
         self.maxLineBytes = server.configuration.limits.maxLineBytes
         self.framer = LineFramer(maxLineBytes: maxLineBytes)
     }
@@ -26,12 +31,15 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.writer = ConnectionWriter(context: context, socket: socket)
         // Added to a connection that is already open (a WebSocket after its upgrade).
         if context.channel.isActive { start(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        writer?.connectionClosed()
         self.context = nil
+        self.writer = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -50,11 +58,12 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
             var buffer = context.channel.allocator.buffer(capacity: 96)
             ServerFrame.greeting(server: server.configuration.server.name, passwordRequired: server.reloadable.withLock { $0.password != nil },
                                  into: &buffer)
-            context.write(lines: buffer, framing: framing, flush: true)
+            writer?.write(lines: buffer, framing: framing, flush: true)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        writer?.connectionClosed()
         if let session { server.connectionClosed(session) }
         session = nil
         context.fireChannelInactive()
@@ -86,7 +95,7 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
+        writer?.flush()
         context.fireChannelReadComplete()
     }
 
@@ -99,16 +108,17 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         server.logger.debug("connection error: \(error)")
+        writer?.connectionClosed()
         context.close(promise: nil)
     }
 
     // MARK: SessionOutput
 
     private func send(_ encode: (inout ByteBuffer) -> Void) {
-        guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 128)
+        guard let writer else { return }
+        var buffer = writer.allocator.buffer(capacity: 128)
         encode(&buffer)
-        context.write(lines: buffer, framing: framing)
+        writer.write(lines: buffer, framing: framing)
     }
 
     func sendWelcome(re: RequestID?, name: String, isAccount: Bool, defaultRoom: String, motd: String?) {
@@ -168,27 +178,28 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     }
 
     func write(_ run: Broadcast, sessionID: Int, flush: Bool) {
-        guard let context else { return }
-        context.write(run, as: wireFormat, sessionID: sessionID, flush: flush) { _, event, _ in
-            NativeEncoding.replacement(for: event, allocator: context.channel.allocator)
+        guard let writer else { return }
+        let allocator = writer.allocator
+        writer.write(run, as: wireFormat, sessionID: sessionID, flush: flush) { _, event, _ in
+            NativeEncoding.replacement(for: event, allocator: allocator)
         }
     }
 
-    var sharedWriteContext: ChannelHandlerContext? { context }
+    var sharedWriter: ConnectionWriter? { writer }
 
     func flush() {
-        context?.flush()
+        writer?.flush()
     }
 
     func close() {
-        context?.flushAndClose()
+        writer?.close()
     }
 
     func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount) {
-        guard let context else { return }
-        var frame = context.channel.allocator.buffer(capacity: 128)
+        guard let writer else { return }
+        var frame = writer.allocator.buffer(capacity: 128)
         ServerFrame.error(error, into: &frame)
-        context.writeLastAndClose(frame, framing: framing, within: allowance)
+        writer.writeLastAndClose(frame, framing: framing, within: allowance)
     }
 
     func setReading(_ isReading: Bool) {

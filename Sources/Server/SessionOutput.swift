@@ -28,7 +28,7 @@ protocol SessionOutput: AnyObject {
     /// Where a run's shared encoding in this connection's format (framing included) is written,
     /// for a session with nothing of its own in the run: the fan-out's per-member path. A
     /// subscription keeps it, so a delivery touches one object fewer than through this adapter.
-    var sharedWriteContext: ChannelHandlerContext? { get }
+    var sharedWriter: ConnectionWriter? { get }
     func flush()
     /// Flushes what is written, then closes the connection.
     func close()

@@ -1,4 +1,4 @@
-import CPrefetch
+import CServerSupport
 import ChatProtocol
 import NIOCore
 import Storage
@@ -29,15 +29,14 @@ final class Subscription: @unchecked Sendable {
     /// The session's wire adapter, straight: the per-member write skips a hop through the session
     /// (one cold object less per member and run). Cleared with `session` on close.
     private var output: (any SessionOutput)?
-    /// Where the run's shared bytes go for this member (`SessionOutput.sharedWriteContext`): the
-    /// adapter is skipped too on the common path. Valid while the subscription is open: the
-    /// session closes it when its connection goes, before NIO lets go of the context; a write
-    /// on a closed channel merely fails.
-    private var sharedWriteContext: ChannelHandlerContext?
-    /// Where the objects a shared write touches first live (the context, its pipeline, the
-    /// channel): the fan-out prefetches them a few members ahead. Never dereferenced, so stale
-    /// addresses are harmless (a prefetch does not fault).
-    private let writePathAddresses: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer)?
+    /// Where the run's shared bytes go for this member (`SessionOutput.sharedWriter`): the
+    /// adapter is skipped too on the common path. A writer drops writes once its connection
+    /// has closed; the session closes this subscription then too.
+    private var sharedWriter: ConnectionWriter?
+    /// Where the objects a shared write touches first live (`ConnectionWriter.writePathAddresses`):
+    /// the fan-out prefetches them a few members ahead. Never dereferenced, so stale addresses are
+    /// harmless (a prefetch does not fault).
+    private let writePathAddresses: (UnsafeRawPointer, UnsafeRawPointer?, UnsafeRawPointer?)?
     var state = State.replaying(pending: [], bytes: 0)
     /// The newest message id of the room this session has been sent: its read marker.
     var lastSentID: Int64 = 0
@@ -55,20 +54,17 @@ final class Subscription: @unchecked Sendable {
         self.eventLoop = session.eventLoop
         self.session = session
         self.output = session.output
-        let context = session.output?.sharedWriteContext
-        self.sharedWriteContext = context
-        self.writePathAddresses = context.map {
-            (UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()), UnsafeRawPointer(Unmanaged.passUnretained($0.pipeline).toOpaque()),
-             UnsafeRawPointer(Unmanaged.passUnretained($0.channel as AnyObject).toOpaque()))
-        }
+        let writer = session.output?.sharedWriter
+        self.sharedWriter = writer
+        self.writePathAddresses = writer?.writePathAddresses
     }
 
     /// Warms the cache lines a shared write to this member touches first (`writePathAddresses`).
     func prefetchWritePath() {
-        guard let (context, pipeline, channel) = writePathAddresses else { return }
-        chat_prefetch(context, 2)
-        chat_prefetch(pipeline, 2)
-        chat_prefetch(channel, 4)
+        guard let (first, pipeline, channel) = writePathAddresses else { return }
+        chat_prefetch(first, 2)
+        if let pipeline { chat_prefetch(pipeline, 2) }
+        if let channel { chat_prefetch(channel, 4) }
     }
 
     /// Hands a run of the room's events to the session (on its event loop). Returns the session
@@ -94,12 +90,12 @@ final class Subscription: @unchecked Sendable {
 
     /// `deliver` for a member with no event of its own in the run: `bytes` is the run's shared
     /// encoding in this member's format, looked up once per run and format by the caller instead
-    /// of once per member. A live member gets them straight on its connection's context; any
+    /// of once per member. A live member gets them straight on its connection's writer; any
     /// other takes `deliver`. Returns as `deliver` does.
     func deliverShared(_ broadcast: Broadcast, bytes: ByteBuffer, flush: Bool) -> Session? {
-        guard case .live = state, let context = sharedWriteContext else { return deliver(broadcast, flush: flush) }
+        guard case .live = state, let writer = sharedWriter else { return deliver(broadcast, flush: flush) }
         if let id = broadcast.lastMessageID, id > lastSentID { lastSentID = id }
-        if flush { context.writeAndFlush(NIOAny(bytes), promise: nil) } else { context.write(NIOAny(bytes), promise: nil) }
+        writer.write(bytes, flush: flush)
         return flush ? nil : session
     }
 
@@ -117,7 +113,7 @@ final class Subscription: @unchecked Sendable {
         state = .closed
         session = nil
         output = nil
-        sharedWriteContext = nil
+        sharedWriter = nil
     }
 
     var isClosed: Bool {

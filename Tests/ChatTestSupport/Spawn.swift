@@ -7,7 +7,7 @@ import Glibc
 /// leave a daemon behind (tmux, PostgreSQL's pg_ctl), where Foundation's `Process` would wait on
 /// a descriptor the daemon inherits. The child gets stdin from /dev/null, stdout and stderr into
 /// `outputPath` (or /dev/null), no blocked signals, and *no other descriptor of this process*:
-/// a daemon that inherited one of the tests' sockets (NIO accepts without close-on-exec) would
+/// a daemon that inherited one of the tests' sockets (NIO's accepts are not close-on-exec) would
 /// keep that connection open after the server closed it, and its client would never see the end.
 public func spawnAndWait(_ arguments: [String], outputPath: String? = nil) throws -> Int32 {
     var actions = posix_spawn_file_actions_t()

@@ -1,21 +1,15 @@
 import NIOCore
 
-/// What every wire adapter does the same way with its channel, whatever its protocol.
-extension ChannelHandlerContext {
-    /// Flushes what is written, then closes.
-    func flushAndClose() {
-        flush()
-        close(mode: .all, promise: nil)
-    }
-
+/// What every wire adapter does the same way with its connection, whatever its protocol.
+extension ConnectionWriter {
     /// Stops reading, writes `last` after everything already queued, and closes once it has
     /// reached the client or after `allowance`: a merely slow client still reads why it goes.
     func writeLastAndClose(_ last: ByteBuffer, framing: Framing, within allowance: TimeAmount) {
-        let channel = self.channel
+        let channel = context.channel
         let last = framing.framed(last, allocator: channel.allocator)
         channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         // Writes complete in order: this one only once everything queued before it is written.
-        let delivered = writeAndFlush(NIOAny(last))
+        let delivered = writeLast(last)
         let deadline = channel.eventLoop.scheduleTask(in: allowance) { channel.close(promise: nil) }
         delivered.whenComplete { _ in
             deadline.cancel()
@@ -31,24 +25,26 @@ extension ChannelHandlerContext {
         let encoded = run.encoded(as: format)
         let personal = run.personalEvents(of: sessionID)
         guard !personal.isEmpty else {
-            if flush { writeAndFlush(NIOAny(encoded.bytes), promise: nil) } else { write(NIOAny(encoded.bytes), promise: nil) }
+            write(encoded.bytes, flush: flush)
             return
         }
-        encoded.write(personal: personal, events: run.events, to: { write(NIOAny($0), promise: nil) }) { index, event, frames in
+        let allocator = self.allocator
+        encoded.write(personal: personal, events: run.events, to: { write($0, flush: false) }) { index, event, frames in
             // Replacements are lines: framed here like the rest of the session's own writes.
             let replaced = replace(index, event, frames)
             guard format.framing == .webSocket, case .with(let lines?) = replaced else { return replaced }
-            return .with(format.framing.framed(lines, allocator: channel.allocator))
+            return .with(format.framing.framed(lines, allocator: allocator))
         }
         if flush { self.flush() }
     }
 
     /// Writes `lines` (whole lines of the connection's protocol) in the connection's framing.
     func write(lines: ByteBuffer, framing: Framing, flush: Bool = false) {
-        let bytes = framing.framed(lines, allocator: channel.allocator)
-        if flush { writeAndFlush(NIOAny(bytes), promise: nil) } else { write(NIOAny(bytes), promise: nil) }
+        write(framing.framed(lines, allocator: allocator), flush: flush)
     }
+}
 
+extension ChannelHandlerContext {
     /// Pauses or resumes reading from the client.
     func setReading(_ isReading: Bool) {
         channel.setOption(ChannelOptions.autoRead, value: isReading).whenFailure { _ in }

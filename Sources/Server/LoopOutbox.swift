@@ -19,6 +19,9 @@ final class LoopOutbox: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Hands this loop's rooms the messages committed for them and not yet fanned out (set once,
+    /// before the server runs): a pass calls it so that their runs can join it.
+    nonisolated(unsafe) var bringInCommitted: (@Sendable () -> Void)?
     private let loop: any EventLoop
     private let deliveries: CoreMetrics.Counter
 
@@ -43,42 +46,126 @@ final class LoopOutbox: Sendable {
             defer { state.items = [] }
             return state.items
         }
-        // One atomic add per drain, however many members and messages; before anything is
-        // written, so a scrape never lags what a client has seen.
-        let delivered = items.reduce(0) { $0 + $1.members.count * $1.broadcast.messageCount }
-        if delivered > 0 { deliveries.increment(by: delivered) }
-        // One run this turn (the steady state): each member gets one write, flushed with it.
-        // Several: each member is written all of them, then flushed once.
-        let flushesAsItWrites = items.count == 1
+        count(items)
+        if items.count == 1 {
+            drain(items[0])
+            return
+        }
+        // Several runs this turn: each member is written all of them, then flushed once.
         var touched: [Session] = []
         for item in items {
-            let broadcast = item.broadcast
-            // The run's shared bytes in the last format met: members of one room mostly speak
-            // one format, so this is looked up once per run, not once per member.
-            var format: WireFormat?
-            var shared = ByteBuffer()
+            var run = Run(item.broadcast)
             let members = item.members
             for (index, member) in members.enumerated() {
                 Self.warm(members, ahead: index)
-                let session: Session?
-                if broadcast.hasPersonalEvents(of: member.sessionID) {
-                    session = member.deliver(broadcast, flush: flushesAsItWrites)
-                } else {
-                    if format != member.format {
-                        format = member.format
-                        shared = broadcast.encoded(as: member.format).bytes
+                if let session = run.deliver(to: member, flush: false) { touch(session, in: &touched) }
+            }
+        }
+        flush(touched)
+    }
+
+    /// One run this turn (the steady state): each member gets one write, flushed with it. Runs to
+    /// the same members that are posted meanwhile join it: the members not yet written get them
+    /// in the same system call, the ones already written get them after the pass. Order holds
+    /// for every member, nothing waits longer than it would for the next turn, and a busy loop
+    /// makes fewer system calls per message.
+    private func drain(_ item: Item) {
+        var run = Run(item.broadcast)
+        let members = item.members
+        var later: [Run] = []
+        var joinedAt = members.count
+        var touched: [Session] = []
+        for (index, member) in members.enumerated() {
+            if later.isEmpty, index > 0, index % Self.joinCheckInterval == 0 {
+                bringInCommitted?()
+                later = takeLater(for: members).map(Run.init)
+                if !later.isEmpty { joinedAt = index }
+            }
+            Self.warm(members, ahead: index)
+            if later.isEmpty {
+                if let session = run.deliver(to: member, flush: true) { touch(session, in: &touched) }
+                continue
+            }
+            if let session = run.deliver(to: member, flush: false) { touch(session, in: &touched) }
+            for position in later.indices {
+                if let session = later[position].deliver(to: member, flush: position == later.count - 1) { touch(session, in: &touched) }
+            }
+        }
+        if !later.isEmpty {
+            for index in 0..<joinedAt {
+                Self.warm(members, ahead: index)
+                for position in later.indices {
+                    if let session = later[position].deliver(to: members[index], flush: position == later.count - 1) {
+                        touch(session, in: &touched)
                     }
-                    session = member.deliverShared(broadcast, bytes: shared, flush: flushesAsItWrites)
-                }
-                if let session, !session.isAwaitingFlush {
-                    session.isAwaitingFlush = true
-                    touched.append(session)
                 }
             }
         }
+        flush(touched)
+    }
+
+    /// How many members a pass writes between looks for runs that could join it.
+    static let joinCheckInterval = 64
+
+    /// The runs at the head of the queue that go to exactly `members` (the same array: the room's
+    /// membership has not changed since), taken off it. The first run to other members ends
+    /// them: it and everything after it stay queued, in order, for the next turn.
+    private func takeLater(for members: [Subscription]) -> [Item] {
+        let taken: [Item] = state.withLock { state in
+            guard let first = state.items.first, Self.sameMembers(first.members, members) else { return [] }
+            let end = state.items.firstIndex { !Self.sameMembers($0.members, members) } ?? state.items.count
+            defer { state.items.removeFirst(end) }
+            return Array(state.items[..<end])
+        }
+        count(taken)
+        return taken
+    }
+
+    private static func sameMembers(_ a: [Subscription], _ b: [Subscription]) -> Bool {
+        // Both arrays are alive, so equal storage addresses mean the very same, unchanged storage.
+        a.count == b.count && a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
+    }
+
+    /// One atomic add per drain (or joined runs), however many members and messages; before
+    /// anything is written, so a scrape never lags what a client has seen.
+    private func count(_ items: [Item]) {
+        let delivered = items.reduce(0) { $0 + $1.members.count * $1.broadcast.messageCount }
+        if delivered > 0 { deliveries.increment(by: delivered) }
+    }
+
+    private func touch(_ session: Session, in touched: inout [Session]) {
+        guard !session.isAwaitingFlush else { return }
+        session.isAwaitingFlush = true
+        touched.append(session)
+    }
+
+    private func flush(_ touched: [Session]) {
         for session in touched {
             session.isAwaitingFlush = false
             session.flush()
+        }
+    }
+
+    /// A run being written to a loop's members, with its shared bytes in the last format met:
+    /// members of one room mostly speak one format, so this is looked up once per run, not once
+    /// per member.
+    private struct Run {
+        let broadcast: Broadcast
+        var format: WireFormat?
+        var shared = ByteBuffer()
+
+        init(_ broadcast: Broadcast) { self.broadcast = broadcast }
+        init(_ item: Item) { self.init(item.broadcast) }
+
+        /// Writes the run to `member` (flushed with `flush`); returns the session when it was
+        /// written and still needs a flush.
+        mutating func deliver(to member: Subscription, flush: Bool) -> Session? {
+            if broadcast.hasPersonalEvents(of: member.sessionID) { return member.deliver(broadcast, flush: flush) }
+            if format != member.format {
+                format = member.format
+                shared = broadcast.encoded(as: member.format).bytes
+            }
+            return member.deliverShared(broadcast, bytes: shared, flush: flush)
         }
     }
 

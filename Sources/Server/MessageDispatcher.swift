@@ -30,14 +30,18 @@ final class MessageDispatcher: Sendable {
             return true
         }
         guard shouldSchedule else { return }
-        let shard = server.shards[index]
-        shard.eventLoop.execute {
-            let deliveries = queue.state.withLock { state in
-                state.isScheduled = false
-                defer { state.deliveries = [] }
-                return state.deliveries
-            }
-            shard.deliver(deliveries)
+        server.shards[index].eventLoop.execute { self.deliverWaiting(toShard: index) }
+    }
+
+    /// Hands the shard what is queued for it now (on its loop): its scheduled task does, and so
+    /// does its loop's outbox in the middle of a fan-out, so that runs committed meanwhile can
+    /// join it (`LoopOutbox`). A task that finds the queue empty does nothing.
+    func deliverWaiting(toShard index: Int) {
+        let deliveries = queues[index].state.withLock { state in
+            state.isScheduled = false
+            defer { state.deliveries = [] }
+            return state.deliveries
         }
+        if !deliveries.isEmpty { server.shards[index].deliver(deliveries) }
     }
 }

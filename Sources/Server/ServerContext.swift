@@ -91,7 +91,11 @@ final class ServerContext: Sendable {
         let watermark = try database.newestMessageID()
         self.initialWatermark = watermark
         shards = loops.enumerated().map { RoomShard(index: $0.offset, eventLoop: $0.element, server: self, watermark: watermark) }
-        dispatcher = MessageDispatcher(server: self, shardCount: loops.count)
+        let dispatcher = MessageDispatcher(server: self, shardCount: loops.count)
+        self.dispatcher = dispatcher
+        for (index, outbox) in outboxes.enumerated() {
+            outbox.bringInCommitted = { dispatcher.deliverWaiting(toShard: index) }
+        }
     }
 
     /// Creates the configured rooms, so they exist (and list) before anyone joins them.

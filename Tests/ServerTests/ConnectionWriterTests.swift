@@ -51,6 +51,40 @@ import Testing
         }
     }
 
+    /// Runs committed while a fan-out is writing to a big room join it (`LoopOutbox`): the members
+    /// not yet written get both in one system call, the ones already written get the later run
+    /// after the pass. With 150 members and three senders at once, runs keep arriving mid-pass;
+    /// every member still gets every message once, in order.
+    @Test func runsThatJoinAFanOutReachEveryMemberOnceInOrder() async throws {
+        try await withServer(inMemory: true) { server in
+            let members = try (0..<150).map { index in
+                let member = try server.user("member\(index)")
+                try member.join("lobby")
+                return member
+            }
+            let senders = try (0..<3).map { index in
+                let sender = try server.user("sender\(index)")
+                try sender.join("lobby")
+                return sender
+            }
+            let perSender = 200
+            let reading = members.map { member in BackgroundThread { try read(3 * perSender, by: member) } }
+            let saying = senders.enumerated().map { index, sender in
+                BackgroundThread { try say(perSender, from: sender, text: "x", tag: "s\(index)") }
+            }
+            for thread in saying { try await thread.value }
+            for (index, thread) in reading.enumerated() {
+                let received = try await thread.value
+                let ids = received.map(\.id)
+                #expect(ids == Array(ids[0]..<(ids[0] + Int64(ids.count))), "member\(index): ids not consecutive")
+                for sender in senders.indices {
+                    let own = received.map(\.text).filter { $0.hasPrefix("s\(sender) ") }
+                    #expect(own == (0..<perSender).map { "s\(sender) \($0) x" }, "member\(index), sender\(sender)")
+                }
+            }
+        }
+    }
+
     /// Once the server has shut down, its port refuses connections (the accepting thread and the
     /// listening socket are gone).
     @Test func afterShutdownThePortRefusesConnections() async throws {

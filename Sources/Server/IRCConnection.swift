@@ -17,9 +17,10 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     let server: ServerContext
     let serverName: String
-    var context: ChannelHandlerContext?
     /// Everything this adapter writes goes through it, in order.
     var writer: ConnectionWriter?
+    /// The handler's context while it is in the pipeline (the writer's).
+    var context: ChannelHandlerContext? { writer?.context }
     /// The connection's socket, when nothing stands between this handler and it (plain TCP).
     private let socket: CInt?
     var session: Session?
@@ -82,7 +83,6 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     // MARK: Channel
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
         self.writer = ConnectionWriter(context: context, socket: socket)
         // Added to a connection that is already open (a WebSocket after its upgrade).
         if context.channel.isActive { start(context: context) }
@@ -90,7 +90,6 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
 
     func handlerRemoved(context: ChannelHandlerContext) {
         writer?.connectionClosed()
-        self.context = nil
         self.writer = nil
     }
 

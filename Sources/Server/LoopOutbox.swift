@@ -87,21 +87,22 @@ final class LoopOutbox: Sendable {
                 continue
             }
             if let session = run.deliver(to: member, flush: false) { touch(session, in: &touched) }
-            for position in later.indices {
-                if let session = later[position].deliver(to: member, flush: position == later.count - 1) { touch(session, in: &touched) }
-            }
+            deliver(&later, to: member, touched: &touched)
         }
         if !later.isEmpty {
             for index in 0..<joinedAt {
                 Self.warm(members, ahead: index)
-                for position in later.indices {
-                    if let session = later[position].deliver(to: members[index], flush: position == later.count - 1) {
-                        touch(session, in: &touched)
-                    }
-                }
+                deliver(&later, to: members[index], touched: &touched)
             }
         }
         flush(touched)
+    }
+
+    /// Writes `runs` to `member` in order, flushed with the last.
+    private func deliver(_ runs: inout [Run], to member: Subscription, touched: inout [Session]) {
+        for position in runs.indices {
+            if let session = runs[position].deliver(to: member, flush: position == runs.count - 1) { touch(session, in: &touched) }
+        }
     }
 
     /// How many members a pass writes between looks for runs that could join it.

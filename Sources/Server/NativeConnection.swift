@@ -10,9 +10,10 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
 
     private let server: ServerContext
     private let maxLineBytes: Int
-    private var context: ChannelHandlerContext?
     /// Everything this adapter writes goes through it, in order.
     private var writer: ConnectionWriter?
+    /// The handler's context while it is in the pipeline (the writer's).
+    private var context: ChannelHandlerContext? { writer?.context }
     /// The connection's socket, when nothing stands between this handler and it (plain TCP).
     private let socket: CInt?
     private var session: Session?
@@ -30,7 +31,6 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
     var wireFormat: WireFormat { WireFormat(syntax: .native, framing: framing) }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
         self.writer = ConnectionWriter(context: context, socket: socket)
         // Added to a connection that is already open (a WebSocket after its upgrade).
         if context.channel.isActive { start(context: context) }
@@ -38,7 +38,6 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
 
     func handlerRemoved(context: ChannelHandlerContext) {
         writer?.connectionClosed()
-        self.context = nil
         self.writer = nil
     }
 

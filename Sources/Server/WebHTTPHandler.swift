@@ -45,9 +45,20 @@ final class WebHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
         context.fireChannelActive()
     }
 
-    /// On close, and when a WebSocket upgrade takes the connection over (it is then admitted as
-    /// a chat connection).
+    /// On close, as the connection goes (NIO removes handlers only in a later task, and a new
+    /// connection from the same address may be admitted before it).
+    func channelInactive(context: ChannelHandlerContext) {
+        releaseAdmission()
+        context.fireChannelInactive()
+    }
+
+    /// When a WebSocket upgrade takes the connection over (it is then admitted as a chat
+    /// connection), or on close if not yet released.
     func handlerRemoved(context: ChannelHandlerContext) {
+        releaseAdmission()
+    }
+
+    private func releaseAdmission() {
         if let admittedAddress { admission.release(admittedAddress, wasPending: true) }
         admittedAddress = nil
     }

@@ -44,7 +44,6 @@ extension Session {
             return
         }
         subscription.lastSentID = max(subscription.lastSentID, acceptance.boundary)
-        subscription.joinBoundary = acceptance.boundary
 
         let history = server.configuration.history
         let database = server.database
@@ -124,10 +123,9 @@ extension Session {
         let count = min(limit ?? history.onJoin, history.maxReplay)
         let database = server.database
         let room = subscription.room
-        let boundary = subscription.joinBoundary
         isBusy = true
         server.threadPool.runIfActive(eventLoop: eventLoop) {
-            try database.historyPage(room: room, page: page, limit: count, afterLimit: boundary)
+            try database.historyPage(room: room, page: page, limit: count)
         }.whenComplete { [self] result in
             switch result {
             case .success(let slice):

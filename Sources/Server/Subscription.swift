@@ -40,9 +40,6 @@ final class Subscription: @unchecked Sendable {
     var state = State.replaying(pending: [], bytes: 0)
     /// The newest message id of the room this session has been sent: its read marker.
     var lastSentID: Int64 = 0
-    /// The join's exactly-once boundary: later messages reach this member live, so `history`
-    /// pages with `after` stop here instead of repeating them.
-    var joinBoundary: Int64 = .max
 
     init(room: RoomRecord, session: Session) {
         self.room = room

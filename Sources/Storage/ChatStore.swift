@@ -155,9 +155,10 @@ extension ChatStore {
         }
     }
 
-    /// A page of the `history` request: before or after an id; an `after` page stops at
-    /// `afterLimit` (a member's join boundary: what came later reached it live).
-    public func historyPage(room: RoomRecord, page: HistoryPage, limit: Int, afterLimit: Int64 = .max) throws -> HistorySlice {
+    /// A page of the `history` request: before or after an id or a point, in stored history as
+    /// a whole (PROTOCOL.md: an `after` page does not stop where the member's live delivery began).
+    public func historyPage(room: RoomRecord, page: HistoryPage, limit: Int) throws -> HistorySlice {
+        let afterLimit = Int64.max
         switch page {
         case .before(let id):
             return try newestMessages(room: room, after: 0, upTo: id == .max ? .max : id - 1, limit: limit)

@@ -97,7 +97,9 @@ import Testing
 
     /// Paging forward with `after` stops where live delivery began: what a member got live is
     /// never sent again in a page.
-    @Test func afterPagesStopWhereLiveDeliveryBegan() async throws {
+    /// PROTOCOL.md: a page with `after` holds the oldest `limit` messages newer than the id,
+    /// whenever the member joined; `more` says whether further ones exist.
+    @Test func afterPagesReachPastTheJoin() async throws {
         try await withServer { server in
             let before = try fill(server, count: 6)
             let reader = try server.user("reader")
@@ -109,11 +111,31 @@ import Testing
             while received.count < live.count { received.append(try #require(try reader.next("message").id)) }
             #expect(received == live)
             let page = try reader.request(["type": "history", "room": "lobby", "after": before[1], "limit": 100])
-            #expect(page.messageIDs == Array(before[2...]), "the page ends at the join; the live ones are not repeated")
+            #expect(page.messageIDs == Array(before[2...]) + live, "the page goes on past the join")
             #expect(page.more == false)
             let small = try reader.request(["type": "history", "room": "lobby", "after": before[1], "limit": 2])
             #expect(small.messageIDs == Array(before[2...3]))
             #expect(small.more == true)
+            let tail = try reader.request(["type": "history", "room": "lobby", "after": before[5], "limit": 2])
+            #expect(tail.messageIDs == Array(live[0...1]))
+            #expect(tail.more == true)
+        }
+    }
+
+    /// The case: a member who joined an empty room and received messages live asks
+    /// for everything after 0.
+    @Test func anAfterPageOfARoomJoinedEmptyHoldsWhatCameLive() async throws {
+        try await withServer { server in
+            let reader = try server.user("reader")
+            try reader.join("quiet")
+            let writer = try server.user("writer")
+            try writer.join("quiet")
+            let live = try (0..<4).map { try writer.say("live \($0)", in: "quiet").id ?? -1 }
+            var received: [Int64] = []
+            while received.count < live.count { received.append(try #require(try reader.next("message").id)) }
+            let page = try reader.request(["type": "history", "room": "quiet", "after": 0, "limit": 50])
+            #expect(page.messageIDs == live)
+            #expect(page.more == false)
         }
     }
 

@@ -64,6 +64,7 @@ let package = Package(
             dependencies: [
                 "ChatProtocol", "CSQLiteTuning",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strictSwift6,

@@ -97,6 +97,7 @@ public final class PostgresStore: SharedChatStore {
                 let applied = Set(try await store.appliedMigrations())
                 let pending = migrations.map(\.name).filter { !applied.contains($0) }
                 if !pending.isEmpty { throw StorageError.pendingMigrations(pending) }
+                try MigrationChecksum.verify(recorded: try await store.recordedMigrationChecksums(), against: migrations)
             }
         } catch {
             await store.shutdown()
@@ -138,17 +139,33 @@ public final class PostgresStore: SharedChatStore {
     /// transaction-scoped advisory lock (PostgreSQL's DDL is transactional).
     @discardableResult
     public func migrate() async throws -> [String] {
+        do {
+            return try await applyMigrations()
+        } catch let error as PostgresTransactionError {
+            // A refusal of ours (unknown or changed migrations) is the error a caller acts on.
+            if let refusal = error.closureError as? StorageError { throw refusal }
+            throw error
+        }
+    }
+
+    private func applyMigrations() async throws -> [String] {
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7411)", logger: logger)
             try await connection.query("CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied bigint NOT NULL)",
                                        logger: logger)
+            // The migrator's bookkeeping: each applied migration's SHA-256, recorded when first seen.
+            try await connection.query("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text", logger: logger)
             var done: Set<String> = []
-            for try await name in try await connection.query("SELECT name FROM schema_migrations", logger: logger).decode(String.self) {
+            var recorded: [(name: String, checksum: String)] = []
+            let rows = try await connection.query("SELECT name, checksum FROM schema_migrations", logger: logger)
+            for try await (name, checksum) in rows.decode((String, String?).self) {
                 done.insert(name)
+                if let checksum { recorded.append((name, checksum)) }
             }
             let known = Set(Self.migrations.map(\.name))
             let unknown = done.subtracting(known).sorted()
             if !unknown.isEmpty { throw StorageError.unknownMigrations(unknown) }
+            try MigrationChecksum.verify(recorded: recorded, against: Self.migrations)
             var applied: [String] = []
             for migration in Self.migrations where !done.contains(migration.name) {
                 for statement in Self.statements(of: migration.sql) {
@@ -157,6 +174,11 @@ public final class PostgresStore: SharedChatStore {
                 try await connection.query("INSERT INTO schema_migrations (name, applied) VALUES (\(migration.name), \(Timestamp.now()))",
                                            logger: logger)
                 applied.append(migration.name)
+            }
+            for migration in Self.migrations {
+                let checksum = MigrationChecksum.of(migration.sql)
+                try await connection.query("UPDATE schema_migrations SET checksum = \(checksum) WHERE name = \(migration.name) AND checksum IS NULL",
+                                           logger: logger)
             }
             return applied
         }
@@ -174,6 +196,21 @@ public final class PostgresStore: SharedChatStore {
             names.append(name)
         }
         return names
+    }
+
+    /// The checksums recorded for applied migrations (none before the migrator recorded any).
+    public func recordedMigrationChecksums() async throws -> [(name: String, checksum: String)] {
+        var hasColumn = false
+        let probe: PostgresQuery = """
+            SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                           AND table_name = 'schema_migrations' AND column_name = 'checksum')
+            """
+        for try await found in try await client.query(probe, logger: logger).decode(Bool.self) { hasColumn = found }
+        guard hasColumn else { return [] }
+        var recorded: [(name: String, checksum: String)] = []
+        let rows = try await client.query("SELECT name, checksum FROM schema_migrations WHERE checksum IS NOT NULL", logger: logger)
+        for try await (name, checksum) in rows.decode((String, String).self) { recorded.append((name, checksum)) }
+        return recorded
     }
 
     /// A migration's statements, one by one (the extended protocol takes one at a time): split at

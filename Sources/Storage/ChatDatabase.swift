@@ -73,6 +73,7 @@ public final class ChatDatabase: ChatStore {
         }
         let pending = try reader.read { db in try Migrations.pending(db) }
         if !pending.isEmpty { throw StorageError.pendingMigrations(pending) }
+        try reader.read { db in try Migrations.verifyChecksums(db) }
         return ChatDatabase(writer: reader, path: path, isReadOnly: true)
     }
 

@@ -6,6 +6,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidSearchQuery(query: String, reason: String)
     /// The database was written by a newer version of this software.
     case unknownMigrations([String])
+    /// A migration the database applied differs from this build's file of the same name: a
+    /// shipped migration was edited. The checksums are SHA-256 in hex.
+    case changedMigration(name: String, recorded: String, file: String)
     /// The database lacks migrations that a read-only open cannot apply.
     case pendingMigrations([String])
     /// The group-commit writer has been shut down.
@@ -26,6 +29,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             "invalid search query \"\(query)\": \(reason)"
         case .unknownMigrations(let names):
             "the database has migrations this program does not know (\(names.joined(separator: ", "))): it was written by a newer version"
+        case .changedMigration(let name, let recorded, let file):
+            "migration \(name) was applied as a different text (checksum \(recorded.prefix(12))…) than this program's file (\(file.prefix(12))…): shipped migrations must not be edited; restore the file or add a new migration"
         case .pendingMigrations(let names):
             "the database needs migrations \(names.joined(separator: ", ")): run `chat-admin migrate` or start the server"
         case .closed:

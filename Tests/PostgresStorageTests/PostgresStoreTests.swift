@@ -5,7 +5,9 @@ import Glibc
 #endif
 import Logging
 import ChatTestSupport
+import PostgresNIO
 import PostgresStorage
+import Storage
 import Synchronization
 import Testing
 
@@ -51,6 +53,45 @@ struct PostgresStoreTestError: Error, CustomStringConvertible {
             #expect(applied == PostgresStore.migrations.map(\.name), "each migration applied by exactly one node")
             #expect(try await nodes[0].migrate().isEmpty)
             for node in nodes { await node.shutdown() }
+        }
+    }
+
+    /// Every shipped PostgreSQL migration, by the SHA-256 of its text (never edited once shipped).
+    static let shippedMigrations: [String: String] = [
+        "0001_initial": "7bd25abf9e83ddaa0a7539b9b55954ebe8e33fcae76efe6af92ea8795138707d",
+        "0002_accounts_and_direct_messages": "76880db52e2f8a8ce348489c2dab3de9a889f3c6cbbb3a4aaf6dea83342511f5",
+        "0003_presence": "f9edec8be313990695d50e099a9be991283b23b78226d05555589dfb668c3664",
+        "0004_append_procedure": "c8723e81ccd035abf602dd07514dac1003d8560cc22e55f2395bc162d6f14c7d",
+        "0005_append_outside_the_lock": "e9e42430509fbf17a672e5d45b781208e1eb929d76841a6fc3589edc45a85b53",
+    ]
+
+    @Test func shippedMigrationsAreNeverEdited() {
+        for migration in PostgresStore.migrations {
+            let checksum = Self.shippedMigrations[migration.name]
+            #expect(checksum != nil, "\(migration.name) is new: add its checksum to shippedMigrations when it ships")
+            #expect(checksum == nil || MigrationChecksum.of(migration.sql) == checksum,
+                    "\(migration.name) was edited after it shipped: add a new migration instead")
+        }
+    }
+
+    @Test func aDatabaseThatAppliedAnotherTextOfAMigrationIsRefusedByName() async throws {
+        try await withCluster { cluster in
+            let store = cluster.store(connections: 2)
+            try await store.migrate()
+            let recorded = try await store.recordedMigrationChecksums()
+            #expect(recorded.map(\.name).sorted() == PostgresStore.migrations.map(\.name))
+            let logger = Logger(label: "migration-test") { _ in SwiftLogNoOpLogHandler() }
+            let configuration = PostgresConnection.Configuration(host: "127.0.0.1", port: cluster.port, username: "chat",
+                                                                 password: nil, database: cluster.database, tls: .disable)
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+            try await connection.query("UPDATE schema_migrations SET checksum = 'edited' WHERE name = '0003_presence'", logger: logger)
+            try await connection.close()
+            let expected = StorageError.changedMigration(name: "0003_presence", recorded: "edited",
+                                                         file: MigrationChecksum.of(PostgresStore.migrations[2].sql))
+            await #expect(throws: expected) { try await store.migrate() }
+            await store.shutdown()
+            await #expect(throws: expected) { try await PostgresStore.open(url: cluster.url, migrating: false) }
+            await #expect(throws: expected) { try await PostgresStore.open(url: cluster.url) }
         }
     }
 

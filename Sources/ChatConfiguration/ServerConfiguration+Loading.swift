@@ -192,7 +192,7 @@ extension ServerConfiguration {
         }
 
         if let accounts = try root.section("accounts") {
-            try accounts.allowOnly(["registration", "guests", "minPasswordLength"])
+            try accounts.allowOnly(["registration", "guests", "minPasswordLength", "scryptLogN"])
             if let registration = try accounts.string("registration") {
                 guard let value = Accounts.Registration(rawValue: registration) else {
                     throw accounts.invalid("registration", "must be \"open\" or \"admin\", got \"\(registration)\"")
@@ -201,6 +201,7 @@ extension ServerConfiguration {
             }
             if let guests = try accounts.bool("guests") { configuration.accounts.guests = guests }
             if let length = try accounts.integer("minPasswordLength", in: 1...256) { configuration.accounts.minPasswordLength = length }
+            if let logN = try accounts.integer("scryptLogN", in: 10...20) { configuration.accounts.scryptLogN = logN }
         }
 
         for (key, isMetrics) in [("web", false), ("metrics", true)] {

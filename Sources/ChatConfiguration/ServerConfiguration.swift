@@ -113,6 +113,9 @@ public struct ServerConfiguration: Sendable, Equatable {
         /// False: only accounts may log in.
         public var guests = true
         public var minPasswordLength = 8
+        /// log2 of scrypt's N for new password hashes; a stored hash below it is re-made on its
+        /// account's next successful login (`PasswordHash.defaultLogN` says why 13).
+        public var scryptLogN = 13
     }
 
     /// An HTTP listener (web, metrics).

@@ -45,6 +45,19 @@ extension PostgresStore {
         throw StorageError.accountExists(name: name)
     }
 
+    public func upgradePassword(userID: Int64, replacing old: PasswordHash, with new: PasswordHash,
+                                completion: @escaping @Sendable (Result<Bool, any Error>) -> Void) {
+        complete(completion) {
+            let rows = try await self.client.query("""
+                UPDATE accounts SET salt = \(Data(new.salt)), hash = \(Data(new.hash)), cost = \(new.cost),
+                    block_size = \(new.blockSize), parallelism = \(new.parallelism), updated_at = \(Timestamp.now())
+                WHERE user_id = \(userID) AND salt = \(Data(old.salt)) AND hash = \(Data(old.hash)) RETURNING user_id
+                """, logger: self.logger)
+            for try await _ in rows.decode(Int64.self) { return true }
+            return false
+        }
+    }
+
     public func ensureRoom(named name: String, completion: @escaping @Sendable (Result<RoomRecord, any Error>) -> Void) {
         complete(completion) { try await self.upsertRoom(name: name, isDirect: false) }
     }

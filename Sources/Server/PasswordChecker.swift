@@ -27,14 +27,26 @@ final class PasswordChecker: Sendable {
         pool.start()
     }
 
-    /// Whether `password` opens `hash`; nil (without queueing) when too many checks are waiting.
-    func verify(_ password: String, against hash: PasswordHash, on eventLoop: any EventLoop) -> EventLoopFuture<Bool>? {
-        run(on: eventLoop) { hash.verify(password: password) }
+    /// What a check found: whether the password opens the hash, and, when it does and the hash
+    /// was made below the configured cost, the same password hashed anew at that cost.
+    struct Verdict: Sendable {
+        var isCorrect: Bool
+        var upgraded: PasswordHash?
     }
 
-    /// A new hash of `password`; nil (without queueing) when too many requests are waiting.
-    func hash(_ password: String, on eventLoop: any EventLoop) -> EventLoopFuture<PasswordHash>? {
-        run(on: eventLoop) { try PasswordHash.make(password: password) }
+    /// Whether `password` opens `hash` (re-hashed at N = 2^`logN` when it does and `hash` is
+    /// cheaper); nil (without queueing) when too many checks are waiting.
+    func verify(_ password: String, against hash: PasswordHash, upgradingTo logN: Int, on eventLoop: any EventLoop) -> EventLoopFuture<Verdict>? {
+        run(on: eventLoop) {
+            guard hash.verify(password: password) else { return Verdict(isCorrect: false) }
+            guard hash.isBelow(logN: logN) else { return Verdict(isCorrect: true) }
+            return Verdict(isCorrect: true, upgraded: try? PasswordHash.make(password: password, logN: logN))
+        }
+    }
+
+    /// A new hash of `password` at N = 2^`logN`; nil (without queueing) when too many requests are waiting.
+    func hash(_ password: String, logN: Int, on eventLoop: any EventLoop) -> EventLoopFuture<PasswordHash>? {
+        run(on: eventLoop) { try PasswordHash.make(password: password, logN: logN) }
     }
 
     /// Runs `work` on the hashing thread (internal for the tests: any work, to see the priority it runs at).

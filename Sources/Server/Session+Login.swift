@@ -82,7 +82,8 @@ extension Session {
             loginFailed(name: name, message: "too many failed logins from your address; wait \(wait) s", re: re)
             return
         }
-        guard let check = server.passwordChecker.verify(password, against: account.password, on: eventLoop) else {
+        let logN = server.configuration.accounts.scryptLogN
+        guard let check = server.passwordChecker.verify(password, against: account.password, upgradingTo: logN, on: eventLoop) else {
             output?.sendError(ProtocolError(.rateLimited, "the server is busy checking passwords; try again in a moment", re: re))
             resume()
             return
@@ -91,7 +92,8 @@ extension Session {
         check.whenComplete { [self] result in
             let answer: @Sendable () -> Void = { [self] in
                 guard case .awaitingLogin = phase else { return }
-                if case .success(true) = result {
+                if case .success(let verdict) = result, verdict.isCorrect {
+                    if let upgraded = verdict.upgraded { upgradePassword(of: account, to: upgraded) }
                     claimAndRecordLogin(name: name, asAccount: true, re: re)
                 } else {
                     server.loginThrottle.recordFailure(address: address, account: name)
@@ -101,6 +103,20 @@ extension Session {
                 }
             }
             if delay > .zero { eventLoop.scheduleTask(in: delay, answer) } else { answer() }
+        }
+    }
+
+    /// Stores the re-made hash of a good login below the configured cost; the login does not
+    /// wait for it, and a password changed meanwhile is left alone.
+    private func upgradePassword(of account: AccountRecord, to upgraded: PasswordHash) {
+        let logger = server.logger
+        let name = account.user.name
+        server.database.upgradePassword(userID: account.user.id, replacing: account.password, with: upgraded) { result in
+            switch result {
+            case .success(true): logger.info("password hash of \(name) re-made at N = \(upgraded.cost)")
+            case .success(false): break
+            case .failure(let error): logger.warning("re-making the password hash of \(name) failed: \(error)")
+            }
         }
     }
 
@@ -239,7 +255,7 @@ extension Session {
                 "a password is at least \(accounts.minPasswordLength) characters and at most 256 bytes", re: re))
             return
         }
-        guard let hashing = server.passwordChecker.hash(password, on: eventLoop) else {
+        guard let hashing = server.passwordChecker.hash(password, logN: accounts.scryptLogN, on: eventLoop) else {
             output?.sendError(ProtocolError(.rateLimited, "the server is busy checking passwords; try again in a moment", re: re))
             return
         }

@@ -52,10 +52,15 @@ extension ChatDatabase {
         }, completion: completion)
     }
 
-    /// Stores a re-made hash for the account `userID` (after a good login at a lower cost).
-    public func updatePassword(userID: Int64, password: PasswordHash, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+    public func upgradePassword(userID: Int64, replacing old: PasswordHash, with new: PasswordHash,
+                                completion: @escaping @Sendable (Result<Bool, any Error>) -> Void) {
         committer.submit({ db, timestamp in
-            try Self.updateAccount(userID: userID, password: password, timestamp: timestamp, db)
+            try db.execute(sql: """
+                UPDATE accounts SET salt = ?, hash = ?, cost = ?, block_size = ?, parallelism = ?, updated_at = ?
+                WHERE user_id = ? AND salt = ? AND hash = ?
+                """, arguments: [Data(new.salt), Data(new.hash), new.cost, new.blockSize, new.parallelism, timestamp,
+                                 userID, Data(old.salt), Data(old.hash)])
+            return db.changesCount > 0
         }, completion: completion)
     }
 

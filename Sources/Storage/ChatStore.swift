@@ -19,6 +19,11 @@ public protocol ChatStore: AnyObject, Sendable {
     func recordLogout(userID: Int64, completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
     /// Makes the existing user an account; `StorageError.accountExists` when it is one already.
     func registerAccount(userID: Int64, password: PasswordHash, completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
+    /// Replaces the account's password hash `old` by `new` (the same password re-made at a higher
+    /// cost after a good login); false, changing nothing, when the hash is no longer `old` (the
+    /// password was changed meanwhile).
+    func upgradePassword(userID: Int64, replacing old: PasswordHash, with new: PasswordHash,
+                         completion: @escaping @Sendable (Result<Bool, any Error>) -> Void)
     /// The room named `name`, created when missing.
     func ensureRoom(named name: String, completion: @escaping @Sendable (Result<RoomRecord, any Error>) -> Void)
     /// Moves the read marker forward (never back).

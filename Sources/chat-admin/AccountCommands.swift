@@ -18,7 +18,6 @@ struct Account: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make NAME an account (the user is created if new).")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The account's name.") var name: String
-        @Option(help: "The shortest password accepted.") var minPasswordLength = 8
 
         func validate() throws {
             guard Names.isValidUserName(name, maximumLength: 1024) else {
@@ -28,10 +27,11 @@ struct Account: AsyncParsableCommand {
 
         func run() async throws {
             try reporting {
-                let password = try readNewPassword(minimumLength: minPasswordLength)
+                let rules = try database.accountRules()
+                let password = try readNewPassword(minimumLength: rules.minPasswordLength)
                 let store = try database.openForWriting()
                 do {
-                    let user = try store.addAccount(name: name, password: try PasswordHash.make(password: password))
+                    let user = try store.addAccount(name: name, password: try PasswordHash.make(password: password, logN: rules.scryptLogN))
                     print("account \(user.name) created")
                 } catch StorageError.accountExists(let name) {
                     throw Failure("\(name) is an account already (use `account passwd` to change its password)")
@@ -44,14 +44,14 @@ struct Account: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set a new password for the account NAME.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The account's name.") var name: String
-        @Option(help: "The shortest password accepted.") var minPasswordLength = 8
 
         func run() async throws {
             try reporting {
                 let store = try database.openForWriting()
                 guard try store.account(named: name) != nil else { throw Failure("\(name) is not an account") }
-                let password = try readNewPassword(minimumLength: minPasswordLength)
-                guard try store.changePassword(name: name, password: try PasswordHash.make(password: password)) else {
+                let rules = try database.accountRules()
+                let password = try readNewPassword(minimumLength: rules.minPasswordLength)
+                guard try store.changePassword(name: name, password: try PasswordHash.make(password: password, logN: rules.scryptLogN)) else {
                     throw Failure("\(name) is not an account")
                 }
                 print("password of \(name) changed")

@@ -66,14 +66,26 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    /// The database file's path.
-    func path() throws -> String {
-        if let database { return database }
+    /// The server's configuration file, loaded (`--config`, or ./config.json).
+    func configuration() throws -> ServerConfiguration {
         do {
-            return try ServerConfiguration.load(path: config ?? "config.json", environment: [:]).database.path
+            return try ServerConfiguration.load(path: config ?? "config.json", environment: [:])
         } catch {
             throw Failure("\(error)")
         }
+    }
+
+    /// The database file's path.
+    func path() throws -> String {
+        if let database { return database }
+        return try configuration().database.path
+    }
+
+    /// The server's account rules (password length, hashing cost): the configuration's, or the
+    /// defaults when `--database` names a file without one.
+    func accountRules() throws -> ServerConfiguration.Accounts {
+        guard database == nil else { return ServerConfiguration().accounts }
+        return try configuration().accounts
     }
 
     /// The PostgreSQL database the server uses (`CHAT_DATABASE_URL`, or the configuration's
@@ -82,11 +94,7 @@ struct DatabaseOptions: ParsableArguments {
     func postgresURL() throws -> String? {
         guard database == nil else { return nil }
         if let url = ProcessInfo.processInfo.environment["CHAT_DATABASE_URL"], !url.isEmpty { return url }
-        do {
-            return try ServerConfiguration.load(path: config ?? "config.json", environment: [:]).database.postgres
-        } catch {
-            throw Failure("\(error)")
-        }
+        return try configuration().database.postgres
     }
 
     /// Where the history is, for messages: the file, or the database URL without its password.

@@ -65,6 +65,31 @@ import Testing
         }
     }
 
+    /// `accounts.scryptLogN` raised: a hash made at the old cost is re-made at the new one on
+    /// the next good login (never on a wrong one), and still opens with the same password.
+    @Test func aHashBelowTheConfiguredCostIsRemadeOnTheNextGoodLogin() async throws {
+        try await withServer({ $0.accounts.scryptLogN = 11 }) { server in
+            try server.database.addAccount(name: "member", password: try PasswordHash.make(password: Self.password, logN: 10))
+            let intruder = try server.client()
+            #expect(try intruder.loginAnswer("member", accountPassword: "not the password").code == "auth_failed")
+            #expect(try server.database.account(named: "member")?.password.cost == 1 << 10, "a wrong password re-makes nothing")
+            let member = try server.client()
+            #expect(try member.loginAnswer("member", accountPassword: Self.password).type == "welcome")
+            try await waitUntil("the hash is re-made at N = 2^11") {
+                try server.database.account(named: "member")?.password.cost == 1 << 11
+            }
+            let again = try server.client()
+            #expect(try again.loginAnswer("member", accountPassword: Self.password).type == "welcome")
+            #expect(try server.database.account(named: "member")?.password.cost == 1 << 11)
+        }
+        try await withServer({ $0.accounts.scryptLogN = 10 }) { server in
+            try server.database.addAccount(name: "member", password: try PasswordHash.make(password: Self.password, logN: 11))
+            #expect(try server.client().loginAnswer("member", accountPassword: Self.password).type == "welcome")
+            // The welcome follows the login's record, committed after any re-made hash.
+            #expect(try server.database.account(named: "member")?.password.cost == 1 << 11, "a dearer hash is kept")
+        }
+    }
+
     @Test func registrationCanBeLeftToTheAdministrator() async throws {
         try await withServer({ $0.accounts.registration = .admin }) { server in
             let guest = try server.user("guest")

@@ -11,11 +11,14 @@ import Testing
         #expect(first.salt != second.salt)
         #expect(first.hash != second.hash)
         #expect(first.salt.count == 16 && first.hash.count == 32)
-        #expect((first.cost, first.blockSize, first.parallelism) == PasswordHash.currentCost)
+        #expect((first.cost, first.blockSize, first.parallelism) == (1 << PasswordHash.defaultLogN, 8, 1))
         #expect(first.verify(password: "correct horse"))
         #expect(!first.verify(password: "correct horsE"))
         #expect(!first.verify(password: ""))
-        #expect(!first.isBelowCurrentCost)
+        #expect(!first.isBelow(logN: PasswordHash.defaultLogN))
+        #expect(first.isBelow(logN: PasswordHash.defaultLogN + 1))
+        let cheaper = try PasswordHash.make(password: "correct horse", logN: 10)
+        #expect(cheaper.cost == 1 << 10 && cheaper.verify(password: "correct horse"))
     }
 
     @Test func theStoredParametersAreTheOnesUsed() throws {
@@ -24,7 +27,8 @@ import Testing
         var made = cheap
         made.hash = try PasswordHash.derive(password: "pw", salt: cheap.salt, cost: cheap.cost, blockSize: 8, parallelism: 1)
         #expect(made.verify(password: "pw"))
-        #expect(made.isBelowCurrentCost)
+        #expect(made.isBelow(logN: 11))
+        #expect(!made.isBelow(logN: 10))
     }
 
     @Test func constantTimeComparisonComparesEverything() {

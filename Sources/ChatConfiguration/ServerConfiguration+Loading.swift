@@ -67,8 +67,9 @@ extension ServerConfiguration {
         try root.allowOnly(["server", "database", "history", "rooms", "limits", "log", "irc", "accounts", "web", "metrics", "tls"])
 
         if let server = try root.section("server") {
-            try server.allowOnly(["name", "host", "port", "password", "motd", "tls", "eventLoops"])
+            try server.allowOnly(["name", "host", "port", "password", "motd", "tls", "eventLoops", "directWrites"])
             configuration.server.eventLoops = try server.nullableInteger("eventLoops", in: 1...256, default: nil)
+            if let direct = try server.bool("directWrites") { configuration.server.directWrites = direct }
             if let tls = try server.bool("tls") { configuration.server.tls = tls }
             if let name = try server.string("name") {
                 guard !name.isEmpty else { throw server.invalid("name", "must not be empty") }

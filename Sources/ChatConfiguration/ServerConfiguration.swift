@@ -12,6 +12,9 @@ public struct ServerConfiguration: Sendable, Equatable {
         /// Event loop threads for the connections; nil: one fewer than the cores, at least one,
         /// so the database writer and the kernel's network work keep a core (docs/performance.md).
         public var eventLoops: Int?
+        /// Plain TCP connections write straight to their sockets (`ConnectionWriter`); false: every
+        /// write goes through NIO's pipeline (the fallback, should the direct path misbehave).
+        public var directWrites = true
 
         /// The event loops to run on a machine with `cores` cores.
         public func eventLoopCount(cores: Int) -> Int {

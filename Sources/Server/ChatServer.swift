@@ -73,6 +73,7 @@ public final class ChatServer: Sendable {
             try await context.createConfiguredRooms()
             let feed = await startFeed(context: context)
             let limits = configuration.limits
+            let directWrites = configuration.server.directWrites
             // Every listener accepts on a thread of its own (`SocketListener`) and hands each
             // connection to the next event loop with the same socket options and limits, TLS when
             // that listener asks for it, and the handlers of its protocol. Those get the socket
@@ -103,7 +104,7 @@ public final class ChatServer: Sendable {
                                 if let serverTLS {
                                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS.current))
                                 }
-                                try configure(channel.pipeline.syncOperations, serverTLS == nil ? socket : nil)
+                                try configure(channel.pipeline.syncOperations, serverTLS == nil && directWrites ? socket : nil)
                             }
                         }
                     return (loop: loop, handOff: handOff)

@@ -15,10 +15,15 @@ import Glibc
 /// write-buffer water marks behind slow-consumer protection) and error handling see every byte
 /// that has to wait. Without a socket (TLS, WebSocket), every write is NIO's.
 ///
-/// The socket is NIO's (it closes it): this writes to it only while the connection is open. It
-/// learns of a close before NIO could reuse the number: from the adapter's `channelInactive`, its
-/// own `close`, or a failed write handed to NIO, which NIO fails before it closes the socket.
-/// Used on the connection's event loop only.
+/// The socket is NIO's (it closes it), so this writes to it only while the channel is active. NIO
+/// closes a connection on its loop in this order (`BaseSocketChannel.close0`): it closes the
+/// descriptor, marks the channel inactive, and only then calls out to user code: it fails the
+/// writes it holds (whose callbacks run code of ours that may write) and fires `channelInactive`.
+/// Between the descriptor's close and `channelInactive` the kernel may already have given its
+/// number to a new connection, so every `send`/`writev` first checks `channel.isActive`, which
+/// is false from before the first of those callouts; `channelInactive`, `close` and a failed
+/// hand-off also stop direct writes for good. `server.directWrites` false turns the path off.
+/// Used on the connection's event loop only (asserted).
 final class ConnectionWriter: @unchecked Sendable {
     let context: ChannelHandlerContext
     /// The connection's socket when writes may go to it directly, or -1.
@@ -39,6 +44,7 @@ final class ConnectionWriter: @unchecked Sendable {
 
     /// Writes `bytes`, and flushes with `flush`.
     func write(_ bytes: ByteBuffer, flush: Bool) {
+        context.eventLoop.assertInEventLoop()
         guard socket >= 0 else {
             if flush { context.writeAndFlush(NIOAny(bytes), promise: nil) } else { context.write(NIOAny(bytes), promise: nil) }
             return
@@ -54,6 +60,7 @@ final class ConnectionWriter: @unchecked Sendable {
 
     /// Sends what was written since the last flush.
     func flush() {
+        context.eventLoop.assertInEventLoop()
         guard socket >= 0 else {
             context.flush()
             return
@@ -104,10 +111,21 @@ final class ConnectionWriter: @unchecked Sendable {
 
     // MARK: The socket
 
+    /// Whether the socket is still this connection's: NIO marks the channel inactive before it
+    /// runs any code of ours after closing the descriptor (see the type's comment).
+    private var socketIsLive: Bool {
+        guard isOpen, context.channel.isActive else {
+            isOpen = false
+            return false
+        }
+        return true
+    }
+
     /// One buffer: `send`, NIO for whatever it did not take.
     private func send(_ bytes: ByteBuffer) {
         let count = bytes.readableBytes
         guard count > 0 else { return }
+        guard socketIsLive else { return }
         let sent = bytes.withUnsafeReadableBytes { Glibc.send(socket, $0.baseAddress, count, CInt(MSG_NOSIGNAL)) }
         guard sent < count else { return }
         var rest = bytes
@@ -122,6 +140,7 @@ final class ConnectionWriter: @unchecked Sendable {
 
     /// Several buffers: one `writev` (per `IOV_MAX` of them), NIO for whatever it did not take.
     private func send(_ buffers: [ByteBuffer]) {
+        guard socketIsLive else { return }
         var start = 0
         while start < buffers.count {
             let end = min(buffers.count, start + Self.maxVectors)

@@ -41,7 +41,7 @@ import Testing
              "irc": {"enabled": true, "host": "::1", "port": 6668}}
             """)
         let more = try parse("""
-            {"accounts": {"registration": "admin", "guests": false, "minPasswordLength": 12}, "server": {"eventLoops": 3},
+            {"accounts": {"registration": "admin", "guests": false, "minPasswordLength": 12, "scryptLogN": 15}, "server": {"eventLoops": 3, "directWrites": false},
              "web": {"enabled": true, "port": 0, "tls": true, "allowedOrigins": ["https://Gamja.example.org:8443"]}, "metrics": {"enabled": true, "host": "127.0.0.2", "port": 9200},
              "tls": {"certificate": "c.pem", "key": "k.pem"}, "database": {"postgres": "postgres://chat@localhost/chat"},
              "limits": {"loginTimeoutSeconds": 5, "maxConnectionsPerAddress": 9, "maxPendingLoginsPerAddress": 8,
@@ -52,6 +52,8 @@ import Testing
         #expect(more.web.enabled && more.web.tls && more.web.port == 0)
         #expect(more.web.allowedOrigins == ["https://gamja.example.org:8443"])
         #expect(more.server.eventLoops == 3 && more.server.eventLoopCount(cores: 16) == 3)
+        #expect(more.accounts.scryptLogN == 15 && ServerConfiguration().accounts.scryptLogN == 13)
+        #expect(!more.server.directWrites && ServerConfiguration().server.directWrites)
         #expect(ServerConfiguration().server.eventLoopCount(cores: 2) == 1)
         #expect(ServerConfiguration().server.eventLoopCount(cores: 1) == 1)
         #expect(ServerConfiguration().server.eventLoopCount(cores: 8) == 7)
@@ -113,6 +115,9 @@ import Testing
         (#"{"accounts": {"guests": "no"}}"#, "accounts.guests must be true or false"),
         (#"{"accounts": {"minPasswordLength": 0}}"#, "accounts.minPasswordLength must be >= 1"),
         (#"{"accounts": {"pepper": "x"}}"#, "unknown key accounts.pepper"),
+        (#"{"accounts": {"scryptLogN": 9}}"#, "accounts.scryptLogN must be >= 10"),
+        (#"{"accounts": {"scryptLogN": 21}}"#, "accounts.scryptLogN must be <= 20"),
+        (#"{"server": {"directWrites": "yes"}}"#, "server.directWrites must be true or false"),
         (#"{"web": {"port": -1}}"#, "web.port must be >= 0"),
         (#"{"server": {"eventLoops": 0}}"#, "server.eventLoops must be >= 1"),
         (#"{"web": {"allowedOrigins": "https://a.example"}}"#, "web.allowedOrigins must be an array"),

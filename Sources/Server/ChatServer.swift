@@ -146,8 +146,9 @@ public final class ChatServer: Sendable {
                     let page = WebHTTPHandler(assets: assets, admission: context.admission, allowedOrigins: configuration.web.allowedOrigins,
                                               health: health)
                     let idle = NIOLoopBound(IdleStateHandler(readTimeout: .seconds(30)), eventLoop: pipeline.eventLoop)
+                    let admitted = NIOLoopBound(page, eventLoop: pipeline.eventLoop)
                     let upgrade: NIOHTTPServerUpgradeConfiguration = (
-                        upgraders: [WebSocketUpgrader(server: context)],
+                        upgraders: [WebSocketUpgrader(server: context, isAdmitted: { admitted.value.isAdmitted })],
                         completionHandler: { context in
                             context.pipeline.syncOperations.removeHandler(page, promise: nil)
                             context.pipeline.syncOperations.removeHandler(idle.value, promise: nil)

@@ -25,6 +25,9 @@ final class WebHTTPHandler: ChannelInboundHandler, RemovableChannelHandler, @unc
     /// Over the limits: the first request is answered 503, and the connection closed.
     private var refusal: String?
 
+    /// Whether the abuse limits let this connection in (a refused one gets 503 and no upgrade).
+    var isAdmitted: Bool { admittedAddress != nil }
+
     init(assets: WebClientAssets, admission: Admission, allowedOrigins: [String], health: @escaping @Sendable () -> String) {
         self.assets = assets
         self.allowedOrigins = allowedOrigins

@@ -18,11 +18,14 @@ struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
     let supportedProtocol = "websocket"
     let requiredUpgradeHeaders: [String] = []
     let server: ServerContext
+    /// Whether the connection's page handler admitted it: one refused by the abuse limits is
+    /// answered 503 by that handler, never upgraded (asked on the connection's loop).
+    let isAdmitted: @Sendable () -> Bool
 
     func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead,
                               initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
         let headers = upgradeRequest.headers
-        guard WebRequest.path(of: upgradeRequest.uri) == "/ws",
+        guard isAdmitted(), WebRequest.path(of: upgradeRequest.uri) == "/ws",
               WebRequest.isAllowedOrigin(upgradeRequest, allowed: server.configuration.web.allowedOrigins),
               headers["sec-websocket-version"].first == "13",
               let key = headers["sec-websocket-key"].first, headers["sec-websocket-key"].count == 1,

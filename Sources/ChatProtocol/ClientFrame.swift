@@ -66,7 +66,8 @@ public enum ClientRequest: Sendable, Equatable {
     case leave(room: String)
     /// `clientTags`: IRCv3 client-only tags (`+name=value;...`, escaped) relayed live to clients
     /// that take tags, never stored; empty from the native protocol.
-    case say(MessageTarget, text: String, kind: MessageKind, clientTags: String = "")
+    /// `nonce`: the client's name for this message (PROTOCOL.md, Sending exactly once).
+    case say(MessageTarget, text: String, kind: MessageKind, clientTags: String = "", nonce: String? = nil)
     /// IRC `TAGMSG`: client-only tags relayed to the target's members now, not stored.
     case tagMessage(MessageTarget, clientTags: String)
     case history(MessageTarget, page: HistoryPage, limit: Int?)
@@ -145,7 +146,11 @@ public struct ClientFrame: Sendable, Equatable {
             case .some(let other):
                 throw ProtocolError(.badRequest, "field 'kind' must be \"text\" or \"action\", got \"\(other)\"", re: fields.re)
             }
-            request = .say(try fields.target(userKey: "to"), text: try fields.string("text"), kind: kind)
+            let nonce = try fields.optionalString("nonce")
+            if let nonce, nonce.isEmpty || nonce.count > 64 {
+                throw ProtocolError(.badRequest, "field 'nonce' must be 1 to 64 characters", re: fields.re)
+            }
+            request = .say(try fields.target(userKey: "to"), text: try fields.string("text"), kind: kind, nonce: nonce)
         case "history":
             let target = try fields.target(userKey: "with")
             let before = try fields.optionalInteger("before", minimum: 0)

@@ -19,6 +19,8 @@ public enum ErrorCode: String, Sendable, Equatable, CaseIterable {
     case registrationClosed = "registration_closed"
     case weakPassword = "weak_password"
     case noSuchUser = "no_such_user"
+    /// The database did not confirm whether the message was stored: resend it with its nonce.
+    case unknownOutcome = "unknown_outcome"
 
     /// Whether the server closes the connection after sending this error.
     public var closesConnection: Bool {

@@ -11,7 +11,7 @@ import Synchronization
 final class PostgresCommitter: Sendable {
     enum Job: Sendable {
         case room(MessageDraft, @Sendable (Result<CommittedMessage, any Error>) -> Void)
-        case direct(sender: UserRecord, recipient: String, kind: MessageKind, text: String,
+        case direct(sender: UserRecord, recipient: String, kind: MessageKind, text: String, nonce: String?,
                     @Sendable (Result<CommittedDirectMessage, any Error>) -> Void)
     }
 
@@ -104,61 +104,125 @@ final class PostgresCommitter: Sendable {
         }
     }
 
-    /// Resolves the direct messages' conversations, then stores the batch in one transaction.
-    /// A batch that fails is tried again one job at a time, so one bad job fails alone.
-    private func commit(_ batch: [Job]) async {
+    /// One job on its way to the database: its draft, and the recipient of a direct message.
+    private typealias Resolved = (job: Job, draft: MessageDraft, recipient: UserRecord?)
+
+    /// Resolves the direct messages' conversations, answers the jobs whose nonce names a message
+    /// already stored, then stores the rest in one transaction. A batch that the database refuses
+    /// is tried again one job at a time, so one bad job fails alone; a batch whose outcome the
+    /// database did not tell (the deadline passed, the connection went) fails with
+    /// `StorageError.unknownOutcome`, never as "not stored".
+    private func commit(_ batch: [Job], isRetry: Bool = false) async {
         guard let store else { return batch.forEach { Self.fail($0, StorageError.closed) } }
-        var resolved: [(job: Job, draft: MessageDraft, recipient: UserRecord?)] = []
+        let deadline = store.commitDeadline
+        var resolved: [Resolved] = []
         for job in batch {
             switch job {
             case .room(let draft, _):
                 resolved.append((job, draft, nil))
-            case .direct(let sender, let recipientName, let kind, let text, _):
+            case .direct(let sender, let recipientName, let kind, let text, let nonce, _):
                 do {
-                    guard let recipient = try await PostgresStore.withDeadline(PostgresStore.commitDeadline, {
+                    guard let recipient = try await PostgresStore.withDeadline(deadline, {
                         try await store.fetchUser(named: recipientName)
                     }) else {
                         throw StorageError.noSuchUser(name: recipientName)
                     }
                     let recipientID = Names.userKey(recipient.name) == Names.userKey(sender.name) ? sender.id : recipient.id
-                    let room = try await PostgresStore.withDeadline(PostgresStore.commitDeadline) {
+                    let room = try await PostgresStore.withDeadline(deadline) {
                         try await store.conversationRoom(sender.id, recipientID)
                     }
-                    resolved.append((job, MessageDraft(roomID: room, userID: sender.id, kind: kind, text: text), recipient))
+                    resolved.append((job, MessageDraft(roomID: room, userID: sender.id, kind: kind, text: text, nonce: nonce), recipient))
                 } catch {
                     Self.fail(job, error)
                 }
             }
         }
+        do {
+            resolved = try await answerRepeatedNonces(resolved, store: store)
+        } catch {
+            return resolved.forEach { Self.fail($0.job, error) }
+        }
         guard !resolved.isEmpty else { return }
+        let sending = SendMark()
         do {
             let drafts = resolved.map {
-                PostgresStore.Draft(roomID: $0.draft.roomID, userID: $0.draft.userID, kind: $0.draft.kind, text: $0.draft.text)
+                PostgresStore.Draft(roomID: $0.draft.roomID, userID: $0.draft.userID, kind: $0.draft.kind, text: $0.draft.text, nonce: $0.draft.nonce)
             }
-            let committed = try await PostgresStore.withDeadline(PostgresStore.commitDeadline) { try await store.append(drafts) }
+            let committed = try await PostgresStore.withDeadline(deadline) { try await store.append(drafts, sending: sending) }
             for (entry, ids) in zip(resolved, committed) {
-                let message = CommittedMessage(id: ids.id, timestamp: ids.timestamp)
-                switch entry.job {
-                case .room(_, let completion):
-                    completion(.success(message))
-                case .direct(_, _, _, _, let completion):
-                    completion(.success(CommittedDirectMessage(message: message, recipient: entry.recipient!)))
-                }
+                Self.succeed(entry, CommittedMessage(id: ids.id, timestamp: ids.timestamp))
+            }
+        } catch let error where sending.abandon() {
+            // It never reached the database (no connection within the deadline, the pool
+            // closing): surely not stored. Cancelled while it waited, it is never sent later.
+            resolved.forEach { Self.fail($0.job, error) }
+        } catch let error as PSQLError where error.code == .server {
+            // Refused by the database: nothing of the batch is stored. Each job alone, so one bad
+            // job fails alone; a job whose nonce a concurrent commit took meanwhile (a unique
+            // violation) is tried once more, to be answered with that commit's message.
+            if resolved.count > 1 {
+                for entry in resolved { await commit([entry.job]) }
+            } else if let entry = resolved.first, entry.draft.nonce != nil, error.serverInfo?[.sqlState] == "23505", !isRetry {
+                await commit([entry.job], isRetry: true)
+            } else {
+                resolved.forEach { Self.fail($0.job, error) }
             }
         } catch {
-            // A batch the database could not take at all fails as a whole; one it refused is
-            // tried again job by job, so that one bad job fails alone.
-            guard resolved.count > 1, (error as? PSQLError)?.code == .server else {
-                return resolved.forEach { Self.fail($0.job, error) }
+            // The deadline passed or the connection went while the batch was on its way or
+            // running: it may have committed (postgres-nio cannot cancel a query once sent).
+            resolved.forEach { Self.fail($0.job, StorageError.unknownOutcome) }
+        }
+    }
+
+    /// Answers the jobs whose nonce names a message their author committed in the last 24 hours
+    /// (or fails them when that message is in another room or conversation), frees the nonces
+    /// held longer than that, and returns the jobs still to store.
+    private func answerRepeatedNonces(_ resolved: [Resolved], store: PostgresStore) async throws -> [Resolved] {
+        let keys = resolved.compactMap { entry in entry.draft.nonce.map { (userID: entry.draft.userID, nonce: $0) } }
+        guard !keys.isEmpty else { return resolved }
+        let found = try await PostgresStore.withDeadline(store.commitDeadline) { try await store.messages(holdingNonces: keys) }
+        guard !found.isEmpty else { return resolved }
+        let now = Timestamp.now()
+        var holders: [String: (id: Int64, timestamp: Int64, roomID: Int64, kind: MessageKind, text: String)] = [:]
+        var expired: [Int64] = []
+        for holder in found {
+            if holder.timestamp > now - nonceLifetime {
+                holders["\(holder.userID)/\(holder.nonce)"] = (holder.id, holder.timestamp, holder.roomID, holder.kind, holder.text)
+            } else {
+                expired.append(holder.id)
             }
-            for entry in resolved { await commit([entry.job]) }
+        }
+        let toClear = expired
+        try await PostgresStore.withDeadline(store.commitDeadline) { try await store.clearNonces(ofMessages: toClear) }
+        var rest: [Resolved] = []
+        for entry in resolved {
+            guard let nonce = entry.draft.nonce, let holder = holders["\(entry.draft.userID)/\(nonce)"] else {
+                rest.append(entry)
+                continue
+            }
+            guard holder.roomID == entry.draft.roomID else {
+                Self.fail(entry.job, StorageError.nonceReused(nonce: nonce))
+                continue
+            }
+            Self.succeed(entry, CommittedMessage(id: holder.id, timestamp: holder.timestamp,
+                                                 original: OriginalMessage(kind: holder.kind, text: holder.text)))
+        }
+        return rest
+    }
+
+    private static func succeed(_ entry: Resolved, _ message: CommittedMessage) {
+        switch entry.job {
+        case .room(_, let completion):
+            completion(.success(message))
+        case .direct(_, _, _, _, _, let completion):
+            completion(.success(CommittedDirectMessage(message: message, recipient: entry.recipient!)))
         }
     }
 
     private static func fail(_ job: Job, _ error: any Error) {
         switch job {
         case .room(_, let completion): completion(.failure(error))
-        case .direct(_, _, _, _, let completion): completion(.failure(error))
+        case .direct(_, _, _, _, _, let completion): completion(.failure(error))
         }
     }
 }

@@ -12,9 +12,9 @@ extension PostgresStore {
         committer.submit(.room(draft, completion))
     }
 
-    public func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String,
+    public func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String, nonce: String?,
                                     completion: @escaping @Sendable (Result<CommittedDirectMessage, any Error>) -> Void) {
-        committer.submit(.direct(sender: sender, recipient: recipientName, kind: kind, text: text, completion))
+        committer.submit(.direct(sender: sender, recipient: recipientName, kind: kind, text: text, nonce: nonce, completion))
     }
 
     public func recordLogin(name: String, completion: @escaping @Sendable (Result<UserRecord, any Error>) -> Void) {
@@ -93,9 +93,12 @@ extension PostgresStore {
         }
     }
 
+    /// Returns once the messages handed in, the presence announced and every other request
+    /// under way (read markers, logouts, accounts) are done.
     public func waitForPendingWrites() async throws {
         await committer.waitForPendingWrites()
         await announcementsWritten()
+        await requests.drained()
     }
 
     // MARK: Reads

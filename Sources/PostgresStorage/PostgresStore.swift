@@ -21,12 +21,15 @@ public final class PostgresStore: SharedChatStore {
         public let userID: Int64
         public let kind: MessageKind
         public let text: String
+        /// The client's nonce (`PostgresCommitter` has settled that no message holds it).
+        public let nonce: String?
 
-        public init(roomID: Int64, userID: Int64, kind: MessageKind = .text, text: String) {
+        public init(roomID: Int64, userID: Int64, kind: MessageKind = .text, text: String, nonce: String? = nil) {
             self.roomID = roomID
             self.userID = userID
             self.kind = kind
             self.text = text
+            self.nonce = nonce
         }
     }
 
@@ -49,6 +52,8 @@ public final class PostgresStore: SharedChatStore {
     let leases: PostgresNameLeases
     /// This node's presence: its id and its announcements.
     let node = NodePresence()
+    /// Requests under way through `complete`.
+    let requests = RequestsUnderWay()
     /// Where the database is (for `pg_dump`).
     let connection: PostgresURL
     /// Conversation rooms by their two user ids (low, high): made once, never changed.
@@ -56,9 +61,15 @@ public final class PostgresStore: SharedChatStore {
     struct PairKey: Hashable { let low: Int64, high: Int64 }
     public let location: String
 
+    /// How long a batch of messages may take: past it the senders hear `unknown_outcome` (the
+    /// database may still commit the batch; a resend with the same nonce is then answered with
+    /// the stored message).
+    let commitDeadline: Duration
+
     /// Connects (a pool of up to `connections`) to the database at `host:port`.
     public init(host: String, port: Int, username: String, password: String? = nil, database: String,
-                connections: Int = 8, logger: Logger? = nil) {
+                connections: Int = 8, commitDeadline: Duration = .seconds(5), logger: Logger? = nil) {
+        self.commitDeadline = commitDeadline
         let logger = logger ?? {
             // The pool warns when a first lease races its own start: quiet unless asked.
             var logger = Logger(label: "postgres")
@@ -255,22 +266,57 @@ public final class PostgresStore: SharedChatStore {
     /// Stores `drafts` in one transaction and returns their ids and time, in order. The ids come
     /// from the one-row `message_ids` counter: its row lock makes every other committer wait
     /// until this transaction is visible, so ids are handed out in commit order and a reader
-    /// never sees an id before all smaller ones.
-    public func append(_ drafts: [Draft]) async throws -> [(id: Int64, timestamp: Int64)] {
+    /// never sees an id before all smaller ones. The time is `now` (this node's clock) or, when
+    /// that is earlier than the previous append's (another node's clock is ahead), that one:
+    /// times never go backwards in id order.
+    public func append(_ drafts: [Draft], now: Int64 = Timestamp.now(), sending: SendMark? = nil) async throws -> [(id: Int64, timestamp: Int64)] {
         guard !drafts.isEmpty else { return [] }
-        let now = Timestamp.now()
         let rooms = drafts.map(\.roomID), users = drafts.map(\.userID)
         let kinds = drafts.map { Self.kindCode($0.kind) }, texts = drafts.map(\.text)
-        // One round trip: `append_messages` (migration 0004) takes the ids (the counter's row
-        // lock, held until its COMMIT), stores the rows, announces the range (delivered to
-        // listeners only once committed, in commit order) and commits; its answer comes after.
+        let nonces = drafts.map { $0.nonce ?? "" }
+        // One round trip: `append_messages_once` (migration 0006) takes the ids and the time (the
+        // counter's row lock, held until its COMMIT), stores the rows, announces the range
+        // (delivered to listeners only once committed, in commit order) and commits; its answer
+        // comes after.
+        let query: PostgresQuery = """
+            CALL append_messages_once(\(rooms)::bigint[], \(users)::bigint[], \(kinds)::smallint[], \(texts)::text[], \(nonces)::text[],
+                                      \(now), \(String(origin)), NULL, NULL)
+            """
+        let logger = self.logger
+        let answer = try await client.withConnection { connection -> (first: Int64, stamp: Int64)? in
+            // From here on the database may commit it, whatever this task hears.
+            if let sending, !sending.markSent() { throw CancellationError() }
+            var answer: (first: Int64, stamp: Int64)?
+            for try await (first, stamp) in try await connection.query(query, logger: logger).decode((Int64, Int64).self) {
+                answer = (first, stamp)
+            }
+            return answer
+        }
+        guard let answer else { throw PostgresStoreError("no ids returned") }
+        return (0..<drafts.count).map { (answer.first + Int64($0), answer.stamp) }
+    }
+
+    /// The messages that hold these (author, nonce) pairs: id, time, room, kind and text.
+    func messages(holdingNonces keys: [(userID: Int64, nonce: String)]) async throws
+        -> [(userID: Int64, nonce: String, id: Int64, timestamp: Int64, roomID: Int64, kind: MessageKind, text: String)] {
+        guard !keys.isEmpty else { return [] }
+        let users = keys.map(\.userID), nonces = keys.map(\.nonce)
         let rows = try await client.query("""
-            CALL append_messages(\(rooms)::bigint[], \(users)::bigint[], \(kinds)::smallint[], \(texts)::text[], \(now), \(String(origin)), NULL)
+            SELECT m.user_id, m.nonce, m.id, m.ts, m.room_id, m.kind, m.text
+            FROM messages m JOIN unnest(\(users)::bigint[], \(nonces)::text[]) AS k(user_id, nonce)
+                ON m.user_id = k.user_id AND m.nonce = k.nonce
             """, logger: logger)
-        var first: Int64?
-        for try await id in rows.decode(Int64.self) { first = id }
-        guard let first else { throw PostgresStoreError("no ids returned") }
-        return (0..<drafts.count).map { (first + Int64($0), now) }
+        var found: [(userID: Int64, nonce: String, id: Int64, timestamp: Int64, roomID: Int64, kind: MessageKind, text: String)] = []
+        for try await row in rows.decode((Int64, String, Int64, Int64, Int64, Int16, String).self) {
+            found.append((row.0, row.1, row.2, row.3, row.4, Self.kind(row.5), row.6))
+        }
+        return found
+    }
+
+    /// Frees the nonces of these messages (held longer than 24 hours) for new messages.
+    func clearNonces(ofMessages ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try await client.query("UPDATE messages SET nonce = NULL WHERE id = ANY(\(ids)::bigint[])", logger: logger)
     }
 
     static func kindCode(_ kind: MessageKind) -> Int16 { kind == .action ? 1 : 0 }
@@ -458,7 +504,7 @@ public final class PostgresStore: SharedChatStore {
         let result = Mutex<Result<T, any Error>?>(nil)
         Task(executorPreference: BlockingCallExecutor.shared) {
             let outcome: Result<T, any Error>
-            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+            do { outcome = .success(try await $runsOnBlockingExecutor.withValue(true) { try await body() }) } catch { outcome = .failure(error) }
             result.withLock { $0 = outcome }
             done.signal()
         }
@@ -466,10 +512,14 @@ public final class PostgresStore: SharedChatStore {
         return try result.withLock { $0! }.get()
     }
 
-    /// Runs `body` and hands its result to `completion`.
+    /// Runs `body` and hands its result to `completion`. Counted until it has: the writes a
+    /// session owes when it goes (read markers, its logout) are waited for by
+    /// `waitForPendingWrites` before the pool closes.
     func complete<T: Sendable>(_ completion: @escaping @Sendable (Result<T, any Error>) -> Void,
                                _ body: @escaping @Sendable () async throws -> T) {
+        requests.begin()
         Task {
+            defer { requests.end() }
             do { completion(.success(try await Self.withDeadline(Self.requestDeadline, body))) } catch { completion(.failure(error)) }
         }
     }
@@ -477,21 +527,120 @@ public final class PostgresStore: SharedChatStore {
     /// How long a request may wait for the database (for a connection, while it restarts)
     /// before it fails: the client is told, rather than left waiting.
     static let requestDeadline = Duration.seconds(10)
-    /// The same for a batch of messages: a sender hears within this that its message was not
-    /// stored. Cancelled while it waits for a connection, the batch is never sent, so a message
-    /// reported as not stored is not stored later either.
-    static let commitDeadline = Duration.seconds(5)
 
-    /// `body`, or `PostgresStoreError.timedOut` (and `body` cancelled) after `limit`.
+    /// `body`, or `PostgresStoreError.timedOut` after `limit`: then `body` is cancelled but not
+    /// waited for (a task group would wait for it, and a query postgres-nio has sent cannot be
+    /// cancelled: the deadline would not hold). A caller that hears `timedOut` cannot tell
+    /// whether a write `body` made will still commit.
     static func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw PostgresStoreError.timedOut
+        let race = DeadlineRace<T>()
+        // The work keeps to the blocking-call executor when its caller is there: a thread that
+        // `waitFor` blocks must not wait on the concurrency pool (see `waitFor`).
+        let executor: (any TaskExecutor)? = runsOnBlockingExecutor ? BlockingCallExecutor.shared : nil
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                race.start(continuation, work: Task(executorPreference: executor) {
+                               do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
+                           },
+                           timer: Task(executorPreference: executor) {
+                               try? await Task.sleep(for: limit)
+                               if !Task.isCancelled { race.finish(.failure(PostgresStoreError.timedOut)) }
+                           })
             }
-            defer { group.cancelAll() }
-            return try await group.next()!
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// Whether the current task is one of `waitFor`'s (inherited by the tasks it makes).
+    @TaskLocal static var runsOnBlockingExecutor = false
+}
+
+/// The answer of `withDeadline`: the first of the work, the timer and a cancellation resumes the
+/// caller; the others are cancelled.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var outcome: Result<T, any Error>?
+        var tasks: [Task<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>, work: Task<Void, Never>, timer: Task<Void, Never>) {
+        let early = state.withLock { state -> Result<T, any Error>? in
+            if let outcome = state.outcome { return outcome }
+            state.continuation = continuation
+            state.tasks = [work, timer]
+            return nil
+        }
+        if let early {
+            work.cancel()
+            timer.cancel()
+            continuation.resume(with: early)
+        }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
+            guard state.outcome == nil else { return (nil, []) }
+            state.outcome = result
+            defer { state.continuation = nil; state.tasks = [] }
+            return (state.continuation, state.tasks)
+        }
+        for task in tasks { task.cancel() }
+        continuation?.resume(with: result)
+    }
+}
+
+/// Whether an append went out to the database. Before, a failure means it was not stored; after,
+/// only the database's answer says. The two sides settle it once: the append marks it sent just
+/// before sending (and does not send when it was abandoned), the committer abandons it on failure
+/// (and learns whether it was too late).
+public final class SendMark: Sendable {
+    private static let pending = 0, sent = 1, abandoned = 2
+    private let state = Atomic(SendMark.pending)
+    public init() {}
+
+    /// The append is about to send: false when it was abandoned (it must not send).
+    func markSent() -> Bool {
+        state.compareExchange(expected: Self.pending, desired: Self.sent, ordering: .acquiringAndReleasing).exchanged
+            || state.load(ordering: .acquiring) == Self.sent
+    }
+
+    /// The committer gives up on it: true when it had not been sent (and now never will be).
+    public func abandon() -> Bool {
+        state.compareExchange(expected: Self.pending, desired: Self.abandoned, ordering: .acquiringAndReleasing).exchanged
+            || state.load(ordering: .acquiring) == Self.abandoned
+    }
+}
+
+/// Counts requests under way, and lets shutdown wait until none is.
+final class RequestsUnderWay: Sendable {
+    private let state = Mutex<(count: Int, waiters: [CheckedContinuation<Void, Never>])>((0, []))
+
+    func begin() {
+        state.withLock { $0.count += 1 }
+    }
+
+    func end() {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.count -= 1
+            guard state.count == 0 else { return [] }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in ready { waiter.resume() }
+    }
+
+    /// Returns once no request is under way.
+    func drained() async {
+        await withCheckedContinuation { continuation in
+            let idle = state.withLock { state -> Bool in
+                if state.count == 0 { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
         }
     }
 }

@@ -1,4 +1,5 @@
 import ChatProtocol
+import Logging
 import NIOCore
 import Storage
 
@@ -18,10 +19,11 @@ extension Session {
         return subscription
     }
 
-    func say(_ text: String, kind: MessageKind, in requestedRoom: String, user: UserRecord, clientTags: String = "", re: RequestID?) {
+    func say(_ text: String, kind: MessageKind, in requestedRoom: String, user: UserRecord, clientTags: String = "",
+             nonce: String? = nil, re: RequestID?) {
         guard let subscription = subscription(toSpeakIn: requestedRoom, re: re), admitMessage(text, re: re) else { return }
         let room = subscription.room
-        let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text, authorName: user.name)
+        let draft = MessageDraft(roomID: room.id, userID: user.id, kind: kind, text: text, authorName: user.name, nonce: nonce)
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
@@ -29,21 +31,27 @@ extension Session {
             settle()
             switch result {
             case .success(let committed):
+                if let original = committed.original {
+                    let message = ChatMessage(id: committed.id, timestamp: committed.timestamp, room: room.name,
+                                              from: user.name, kind: original.kind, text: original.text)
+                    self?.answerResend(message, author: author)
+                    return
+                }
                 server.metrics.messagesStored.increment()
                 if let author = committed.recreatedAuthor { self?.adoptRecreatedUser(author) }
                 let message = ChatMessage(id: committed.id, timestamp: committed.timestamp, room: room.name,
                                           from: user.name, kind: kind, text: text)
                 server.committed(message, author: author)
             case .failure(let error):
-                server.logger.error("storing a message of \(user.name) in #\(room.name) failed: \(error)")
-                self?.answerFromWriter(ProtocolError(.internal, "the message could not be stored", re: re))
+                self?.answerFromWriter(Self.storeFailure(error, storing: "a message of \(user.name) in #\(room.name)", logger: server.logger, re: re))
             }
         }
     }
 
     /// A direct message: stored in the same id sequence, then written to every live session of
     /// the sender (the acknowledging copy carries `re`) and of the recipient.
-    func sayDirect(_ text: String, kind: MessageKind, to recipient: String, user: UserRecord, clientTags: String = "", re: RequestID?) {
+    func sayDirect(_ text: String, kind: MessageKind, to recipient: String, user: UserRecord, clientTags: String = "",
+                   nonce: String? = nil, re: RequestID?) {
         guard Names.isValidUserName(recipient, maximumLength: max(server.configuration.limits.maxNameLength, 64)) else {
             output?.sendError(ProtocolError(.noSuchUser, "there is no user \"\(recipient)\"", re: re))
             return
@@ -52,10 +60,16 @@ extension Session {
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
-        server.database.appendDirectMessage(from: user, to: recipient, kind: kind, text: text) { [weak self] result in
+        server.database.appendDirectMessage(from: user, to: recipient, kind: kind, text: text, nonce: nonce) { [weak self] result in
             settle()
             switch result {
             case .success(let committed):
+                if let original = committed.message.original {
+                    let message = ChatMessage(id: committed.message.id, timestamp: committed.message.timestamp, room: "",
+                                              from: user.name, to: committed.recipient.name, kind: original.kind, text: original.text)
+                    self?.answerResend(message, author: author)
+                    return
+                }
                 server.metrics.messagesStored.increment()
                 if let author = committed.message.recreatedAuthor { self?.adoptRecreatedUser(author) }
                 let message = ChatMessage(id: committed.message.id, timestamp: committed.message.timestamp, room: "",
@@ -64,9 +78,34 @@ extension Session {
             case .failure(StorageError.noSuchUser):
                 self?.answerFromWriter(ProtocolError(.noSuchUser, "there is no user \(recipient): nobody has logged in with that name", re: re))
             case .failure(let error):
-                server.logger.error("storing a direct message of \(user.name) to \(recipient) failed: \(error)")
-                self?.answerFromWriter(ProtocolError(.internal, "the message could not be stored", re: re))
+                self?.answerFromWriter(Self.storeFailure(error, storing: "a direct message of \(user.name) to \(recipient)", logger: server.logger, re: re))
             }
+        }
+    }
+
+    /// The answer to a `say` the store did not carry out: a nonce used elsewhere, an outcome the
+    /// database did not tell (never reported as "not stored": it may have committed), or a fault.
+    private static func storeFailure(_ error: any Error, storing what: String, logger: Logger, re: RequestID?) -> ProtocolError {
+        switch error {
+        case StorageError.nonceReused(let nonce):
+            return ProtocolError(.badRequest, "the nonce \"\(nonce)\" was used for another message in the last 24 hours", re: re)
+        case StorageError.unknownOutcome:
+            logger.warning("storing \(what): the database did not say whether it committed")
+            return ProtocolError(.unknownOutcome, "the database did not confirm whether the message was stored: send it again with the same nonce", re: re)
+        default:
+            logger.error("storing \(what) failed: \(error)")
+            return ProtocolError(.internal, "the message could not be stored", re: re)
+        }
+    }
+
+    /// A `say` whose nonce named a message already stored: nothing new was stored or sent to
+    /// anyone; this session gets that message as its acknowledgement (with this request's `re`).
+    private func answerResend(_ message: ChatMessage, author: RoomEvent.Author) {
+        eventLoop.execute { [weak self] in
+            guard let self, let output else { return }
+            let run = Broadcast(room: message.room, events: [.message(message, author: author)], formats: [output.wireFormat],
+                                allocator: server.allocator)
+            writeDirect(run)
         }
     }
 

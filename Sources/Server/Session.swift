@@ -207,10 +207,10 @@ final class Session: @unchecked Sendable {
             join(room, replay: replay, user: user, re: re)
         case (.leave(let room), .active(let user)):
             leave(room, user: user, re: re)
-        case (.say(.room(let room), let text, let kind, let tags), .active(let user)):
-            say(text, kind: kind, in: room, user: user, clientTags: tags, re: re)
-        case (.say(.user(let recipient), let text, let kind, let tags), .active(let user)):
-            sayDirect(text, kind: kind, to: recipient, user: user, clientTags: tags, re: re)
+        case (.say(.room(let room), let text, let kind, let tags, let nonce), .active(let user)):
+            say(text, kind: kind, in: room, user: user, clientTags: tags, nonce: nonce, re: re)
+        case (.say(.user(let recipient), let text, let kind, let tags, let nonce), .active(let user)):
+            sayDirect(text, kind: kind, to: recipient, user: user, clientTags: tags, nonce: nonce, re: re)
         case (.tagMessage(let target, let tags), .active(let user)):
             relayTags(tags, to: target, user: user, re: re)
         case (.history(.room(let room), let page, let limit), .active):

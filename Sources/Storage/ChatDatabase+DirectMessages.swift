@@ -16,7 +16,7 @@ extension ChatDatabase {
     /// Stores a direct message from `sender` to the user named `recipientName` in the next group
     /// commit, creating their conversation on the first one. Fails with `StorageError.noSuchUser`
     /// when the database does not know the recipient.
-    public func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String,
+    public func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String, nonce: String?,
                                     completion: @escaping @Sendable (Result<CommittedDirectMessage, any Error>) -> Void) {
         committer.submit(lane: sender.id, { db, timestamp in
             let statement = try db.cachedStatement(sql: "SELECT id, name FROM users WHERE name = ?")
@@ -32,7 +32,7 @@ extension ChatDatabase {
             }
             let recipientID = Names.userKey(recipient.name) == Names.userKey(sender.name) ? author.id : recipient.id
             let room = try Self.ensureConversation(author.id, recipientID, timestamp: timestamp, db)
-            var message = try Self.insert(MessageDraft(roomID: room.id, userID: author.id, kind: kind, text: text), timestamp: timestamp, db)
+            var message = try Self.insert(MessageDraft(roomID: room.id, userID: author.id, kind: kind, text: text, nonce: nonce), timestamp: timestamp, db)
             message.recreatedAuthor = recreated
             return CommittedDirectMessage(message: message, recipient: recipient)
         }, completion: completion)

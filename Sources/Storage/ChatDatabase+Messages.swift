@@ -10,13 +10,31 @@ public struct MessageDraft: Sendable, Equatable {
     /// The author's name: when the user record is gone (`chat-admin forget` while the author
     /// is online), the message is stored under a new record of that name instead of failing.
     public var authorName: String?
+    /// The client's nonce (PROTOCOL.md, Sending exactly once): when the author has a message with
+    /// it from the last 24 hours, that message is the answer and nothing is stored.
+    public var nonce: String?
 
-    public init(roomID: Int64, userID: Int64, kind: MessageKind, text: String, authorName: String? = nil) {
+    public init(roomID: Int64, userID: Int64, kind: MessageKind, text: String, authorName: String? = nil, nonce: String? = nil) {
         self.roomID = roomID
         self.userID = userID
         self.kind = kind
         self.text = text
         self.authorName = authorName
+        self.nonce = nonce
+    }
+}
+
+/// How long a nonce keeps a message from being stored twice.
+public let nonceLifetime: Int64 = 24 * 3600 * 1000
+
+/// A message the same author had committed with the same nonce: what it said.
+public struct OriginalMessage: Sendable, Equatable {
+    public var kind: MessageKind
+    public var text: String
+
+    public init(kind: MessageKind, text: String) {
+        self.kind = kind
+        self.text = text
     }
 }
 
@@ -27,11 +45,15 @@ public struct CommittedMessage: Sendable, Equatable {
     public var timestamp: Int64
     /// Set when the author's user record had been erased and was created anew.
     public var recreatedAuthor: UserRecord?
+    /// Set when the draft's nonce named a message committed before: `id` and `timestamp` are
+    /// that message's, nothing new was stored, and this is what it said.
+    public var original: OriginalMessage?
 
-    public init(id: Int64, timestamp: Int64, recreatedAuthor: UserRecord? = nil) {
+    public init(id: Int64, timestamp: Int64, recreatedAuthor: UserRecord? = nil, original: OriginalMessage? = nil) {
         self.id = id
         self.timestamp = timestamp
         self.recreatedAuthor = recreatedAuthor
+        self.original = original
     }
 }
 
@@ -55,9 +77,18 @@ extension ChatDatabase {
     }
 
     static func insert(_ draft: MessageDraft, timestamp: Int64, _ db: Database) throws -> CommittedMessage {
+        if let nonce = draft.nonce, let earlier = try Row.fetchOne(
+            db, sql: "SELECT id, ts, room_id, kind, text FROM messages WHERE user_id = ? AND nonce = ?", arguments: [draft.userID, nonce]) {
+            let (id, ts, roomID): (Int64, Int64, Int64) = (earlier[0], earlier[1], earlier[2])
+            if ts > timestamp - nonceLifetime {
+                guard roomID == draft.roomID else { throw StorageError.nonceReused(nonce: nonce) }
+                return CommittedMessage(id: id, timestamp: ts, original: OriginalMessage(kind: MessageKind(rawValue: earlier[3]) ?? .text, text: earlier[4]))
+            }
+            try db.execute(sql: "UPDATE messages SET nonce = NULL WHERE id = ?", arguments: [id])
+        }
         let statement = try db.cachedStatement(
-            sql: "INSERT INTO messages (room_id, user_id, kind, ts, text) VALUES (?, ?, ?, ?, ?)")
-        statement.setUncheckedArguments([draft.roomID, draft.userID, draft.kind.rawValue, timestamp, draft.text])
+            sql: "INSERT INTO messages (room_id, user_id, kind, ts, text, nonce) VALUES (?, ?, ?, ?, ?, ?)")
+        statement.setUncheckedArguments([draft.roomID, draft.userID, draft.kind.rawValue, timestamp, draft.text, draft.nonce])
         do {
             try statement.execute()
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {

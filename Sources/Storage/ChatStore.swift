@@ -8,10 +8,14 @@ import ChatProtocol
 public protocol ChatStore: AnyObject, Sendable {
     // MARK: Writes
 
-    /// Stores a room message (`completion` runs once it is committed).
+    /// Stores a room message (`completion` runs once it is committed). A draft whose nonce the
+    /// author used in the last 24 hours stores nothing and completes with that message
+    /// (`CommittedMessage.original`); in another room it fails with `StorageError.nonceReused`.
+    /// `StorageError.unknownOutcome` when the database did not say whether it committed.
     func appendMessage(_ draft: MessageDraft, completion: @escaping @Sendable (Result<CommittedMessage, any Error>) -> Void)
     /// Stores a direct message; fails with `StorageError.noSuchUser` for an unknown recipient.
-    func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String,
+    /// `nonce` as for room messages.
+    func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String, nonce: String?,
                              completion: @escaping @Sendable (Result<CommittedDirectMessage, any Error>) -> Void)
     /// Records a login by `name` (creating the user on first sight) and returns it as first spelled.
     func recordLogin(name: String, completion: @escaping @Sendable (Result<UserRecord, any Error>) -> Void)
@@ -137,6 +141,12 @@ public struct FeedMessage: Sendable, Equatable {
 }
 
 extension ChatStore {
+    /// Stores a direct message without a nonce.
+    public func appendDirectMessage(from sender: UserRecord, to recipientName: String, kind: MessageKind, text: String,
+                                    completion: @escaping @Sendable (Result<CommittedDirectMessage, any Error>) -> Void) {
+        appendDirectMessage(from: sender, to: recipientName, kind: kind, text: text, nonce: nil, completion: completion)
+    }
+
     /// Returns the room named `name`, creating it when missing.
     public func ensureRoom(named name: String) async throws -> RoomRecord {
         try await withCheckedThrowingContinuation { continuation in

@@ -9,6 +9,12 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A migration the database applied differs from this build's file of the same name: a
     /// shipped migration was edited. The checksums are SHA-256 in hex.
     case changedMigration(name: String, recorded: String, file: String)
+    /// A `say` whose nonce the author gave another message, in another room or conversation,
+    /// within the last 24 hours.
+    case nonceReused(nonce: String)
+    /// The database did not say whether the write committed (a deadline passed, or the connection
+    /// went, while it ran): the caller cannot tell stored from not stored.
+    case unknownOutcome
     /// The database lacks migrations that a read-only open cannot apply.
     case pendingMigrations([String])
     /// The group-commit writer has been shut down.
@@ -31,6 +37,10 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             "the database has migrations this program does not know (\(names.joined(separator: ", "))): it was written by a newer version"
         case .changedMigration(let name, let recorded, let file):
             "migration \(name) was applied as a different text (checksum \(recorded.prefix(12))…) than this program's file (\(file.prefix(12))…): shipped migrations must not be edited; restore the file or add a new migration"
+        case .nonceReused(let nonce):
+            "the nonce \"\(nonce)\" was used for another message in the last 24 hours"
+        case .unknownOutcome:
+            "the database did not say whether the message was stored"
         case .pendingMigrations(let names):
             "the database needs migrations \(names.joined(separator: ", ")): run `chat-admin migrate` or start the server"
         case .closed:

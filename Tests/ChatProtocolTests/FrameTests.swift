@@ -20,6 +20,10 @@ import Testing
         #expect(try decode(#"{"type":"join","room":"r"}"#).request == .join(room: "r", replay: .missed))
         #expect(try decode(#"{"type":"say","room":"r","text":"t","kind":"action","id":"x"}"#) == ClientFrame(id: .string("x"), request: .say(.room("r"), text: "t", kind: .action)))
         #expect(try decode(#"{"type":"say","to":"Bob","text":"t"}"#).request == .say(.user("Bob"), text: "t", kind: .text))
+        #expect(try decode(#"{"type":"say","room":"r","text":"t","nonce":"n-1"}"#).request == .say(.room("r"), text: "t", kind: .text, nonce: "n-1"))
+        for bad in [#""""#, "\"" + String(repeating: "n", count: 65) + "\"", "7"] {
+            #expect(throws: ProtocolError.self, "nonce \(bad)") { try decode(#"{"type":"say","room":"r","text":"t","nonce":"# + bad + "}") }
+        }
         #expect(try decode(#"{"type":"history","room":"r","before":9,"limit":3}"#).request == .history(.room("r"), page: .before(9), limit: 3))
         #expect(try decode(#"{"type":"history","with":"bob","before":9}"#).request == .history(.user("bob"), page: .before(9), limit: nil))
         #expect(try decode(#"{"type":"conversations"}"#).request == .conversations)

@@ -215,6 +215,33 @@ extension LineClient {
         #expect(live.compactMap(\.text) == (0..<10).map { "after \($0)" })
     }
 
+    /// A node stopped with SIGTERM (a rolling restart) saves its members' read markers before it
+    /// closes its pool: each member, back on another node, is replayed nothing it had received.
+    @Test func aNodeStoppedWithSIGTERMKeepsItsMembersReadMarkers() throws {
+        let nodes = try Nodes(count: 2)
+        defer { nodes.stop() }
+        let speaker = try nodes[1].user("speaker")
+        try speaker.join("lobby")
+        for round in 0..<2 {
+            let node = round == 0 ? 0 : try nodes.start()
+            let members = try (0..<8).map { try nodes[node].user("member\($0)") }
+            for member in members { try member.join("lobby") }
+            for index in 0..<20 { speaker.send(["type": "say", "room": "lobby", "text": "round \(round) \(index)", "id": "r\(round)m\(index)"]) }
+            _ = try speaker.messages(20)
+            for member in members { #expect(try member.messages(20).count == 20) }
+            nodes[node].child.signal(SIGTERM)
+            #expect(nodes[node].child.waitForExit() == 0)
+            #expect(!nodes[node].child.stderr.text.contains("failed"), "the node's log: \(nodes[node].child.stderr.text)")
+            for index in 0..<8 {
+                let back = try nodes[1].user("member\(index)")
+                let replay = try back.join("lobby").history
+                #expect(replay.messages.isEmpty, "round \(round): member\(index) was replayed what it had received: \(replay.messageIDs)")
+                back.send(["type": "quit"])
+                _ = try back.readUntilClosed()
+            }
+        }
+    }
+
     @Test func whenTheDatabaseRestartsNodesReconnectAndNothingAcknowledgedIsLostOrRepeated() throws {
         let nodes = try Nodes(count: 2, ownCluster: true)
         defer { nodes.stop() }

@@ -12,11 +12,12 @@ import Synchronization
 import Testing
 
 extension PostgresCluster {
-    func store(connections: Int = 8) -> PostgresStore {
+    func store(connections: Int = 8, commitDeadline: Duration = .seconds(5)) -> PostgresStore {
         // CHAT_TEST_LOG=trace shows the client's log while debugging a test.
         var logger = Logger(label: "postgres") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = ProcessInfo.processInfo.environment["CHAT_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-        return PostgresStore(host: "127.0.0.1", port: port, username: "chat", database: database, connections: connections, logger: logger)
+        return PostgresStore(host: "127.0.0.1", port: port, username: "chat", database: database, connections: connections,
+                             commitDeadline: commitDeadline, logger: logger)
     }
 }
 
@@ -63,6 +64,7 @@ struct PostgresStoreTestError: Error, CustomStringConvertible {
         "0003_presence": "f9edec8be313990695d50e099a9be991283b23b78226d05555589dfb668c3664",
         "0004_append_procedure": "c8723e81ccd035abf602dd07514dac1003d8560cc22e55f2395bc162d6f14c7d",
         "0005_append_outside_the_lock": "e9e42430509fbf17a672e5d45b781208e1eb929d76841a6fc3589edc45a85b53",
+        "0006_nonces_and_monotonic_times": "6ea6310aacd0b92df32e2873b3e0bcf68983e7cf7a302a57ce551080775e8bf8",
     ]
 
     @Test func shippedMigrationsAreNeverEdited() {

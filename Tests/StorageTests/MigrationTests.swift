@@ -66,6 +66,7 @@ import Testing
     static let shipped: [String: String] = [
         "0001_initial": "034bf10457d0a1a2a822bd880b957edb0a79aa6fee66cda8abcf3993538b12b4",
         "0002_accounts_and_direct_messages": "f7df222515ddb4fd278593eca330be86104de3de2773d2e7d6066327b2c8c7f6",
+        "0003_message_nonces": "c1ec8147ffe37540c0d3426a5b5f5292c675fe8b8f7eed41d27435bf9d4471cc",
     ]
 
     @Test func shippedMigrationsAreNeverEdited() throws {

@@ -14,9 +14,10 @@ struct Account: AsyncParsableCommand {
             """,
         subcommands: [Add.self, Passwd.self, Remove.self, List.self])
 
-    struct Add: AsyncParsableCommand {
+    struct Add: AsyncParsableCommand, DatabaseCommand {
         static let configuration = CommandConfiguration(abstract: "Make NAME an account (the user is created if new).")
-        @OptionGroup var database: DatabaseOptions
+        @ParentCommand var chatAdmin: ChatAdmin
+        @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
         @Argument(help: "The account's name.") var name: String
 
         func validate() throws {
@@ -40,9 +41,10 @@ struct Account: AsyncParsableCommand {
         }
     }
 
-    struct Passwd: AsyncParsableCommand {
+    struct Passwd: AsyncParsableCommand, DatabaseCommand {
         static let configuration = CommandConfiguration(abstract: "Set a new password for the account NAME.")
-        @OptionGroup var database: DatabaseOptions
+        @ParentCommand var chatAdmin: ChatAdmin
+        @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
         @Argument(help: "The account's name.") var name: String
 
         func run() async throws {
@@ -59,9 +61,10 @@ struct Account: AsyncParsableCommand {
         }
     }
 
-    struct Remove: AsyncParsableCommand {
+    struct Remove: AsyncParsableCommand, DatabaseCommand {
         static let configuration = CommandConfiguration(abstract: "Make NAME a guest name again; its messages stay.")
-        @OptionGroup var database: DatabaseOptions
+        @ParentCommand var chatAdmin: ChatAdmin
+        @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
         @Argument(help: "The account's name.") var name: String
 
         func run() async throws {
@@ -72,9 +75,10 @@ struct Account: AsyncParsableCommand {
         }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: AsyncParsableCommand, DatabaseCommand {
         static let configuration = CommandConfiguration(abstract: "Every account: created and last seen.")
-        @OptionGroup var database: DatabaseOptions
+        @ParentCommand var chatAdmin: ChatAdmin
+        @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
         @Option(help: "text or json.") var format: ListFormat = .text
 
         func run() async throws {

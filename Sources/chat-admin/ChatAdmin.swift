@@ -6,35 +6,6 @@ import Storage
 import Transcripts
 
 @main
-enum ChatAdminMain {
-    /// SPEC.md puts the database options before the command (`chat-admin --database x stats`);
-    /// ArgumentParser reads a subcommand's options after its name, so move them there.
-    static func main() async {
-        await ChatAdmin.main(hoistingGlobalOptions(Array(CommandLine.arguments.dropFirst())))
-    }
-
-    static func hoistingGlobalOptions(_ arguments: [String]) -> [String] {
-        var leading: [String] = []
-        var index = 0
-        while index < arguments.count {
-            let argument = arguments[index]
-            if argument == "--config" || argument == "--database" {
-                leading.append(contentsOf: arguments[index..<min(index + 2, arguments.count)])
-                index += 2
-            } else if argument.hasPrefix("--config=") || argument.hasPrefix("--database=") {
-                leading.append(argument)
-                index += 1
-            } else {
-                break
-            }
-        }
-        guard !leading.isEmpty, index < arguments.count else { return arguments }
-        // `account` has subcommands of its own: the options go after `account add`.
-        let commandWords = arguments[index] == "account" && index + 1 < arguments.count ? 2 : 1
-        return Array(arguments[index..<(index + commandWords)]) + leading + arguments[(index + commandWords)...]
-    }
-}
-
 struct ChatAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-admin",
@@ -50,6 +21,24 @@ struct ChatAdmin: AsyncParsableCommand {
             Account.self, Backup.self, Prune.self, Delete.self, Forget.self, Check.self, Migrate.self,
         ]
     )
+
+    /// SPEC.md puts them before the command (`chat-admin --database x stats`); a command reads
+    /// them through `@ParentCommand` (`DatabaseCommand`), and also takes them after its name.
+    @OptionGroup var database: DatabaseOptions
+}
+
+/// A command that opens the database: `--config`/`--database` before its name (the root's) or
+/// after it (its own), not both.
+protocol DatabaseCommand {
+    var chatAdmin: ChatAdmin { get }
+    var ownDatabaseOptions: DatabaseOptions { get }
+}
+
+extension DatabaseCommand {
+    /// The options given, before the command's name or after it.
+    var database: DatabaseOptions {
+        ownDatabaseOptions.isEmpty ? chatAdmin.database : ownDatabaseOptions
+    }
 }
 
 /// Where the database is: `--database`, or the configuration file's `database.path`.
@@ -65,6 +54,9 @@ struct DatabaseOptions: ParsableArguments {
             throw ValidationError("give --config or --database, not both")
         }
     }
+
+    /// Neither option was given.
+    var isEmpty: Bool { config == nil && database == nil }
 
     /// The server's configuration file, loaded (`--config`, or ./config.json).
     func configuration() throws -> ServerConfiguration {

@@ -2,10 +2,11 @@ import ArgumentParser
 import Foundation
 import Storage
 
-struct Backup: AsyncParsableCommand {
+struct Backup: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(abstract: "A consistent copy of the database, taken while the server runs.")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @Argument(help: "The new file (must not exist).")
     var file: String
 
@@ -35,10 +36,11 @@ struct Backup: AsyncParsableCommand {
     }
 }
 
-struct Prune: AsyncParsableCommand {
+struct Prune: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(abstract: "Delete messages older than a time (and their search index entries).")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @Option(help: ArgumentHelp("Delete messages before this time (exclusive).", valueName: "T"))
     var before: TimeArgument
     @Option(help: "Only in this room.")
@@ -56,10 +58,11 @@ struct Prune: AsyncParsableCommand {
     }
 }
 
-struct Delete: AsyncParsableCommand {
+struct Delete: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(abstract: "Delete messages by id (and their search index entries).")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @Argument(help: "Message ids.")
     var ids: [Int64]
     @Flag(help: "Only report what would be deleted.")
@@ -82,11 +85,12 @@ struct Delete: AsyncParsableCommand {
     }
 }
 
-struct Forget: AsyncParsableCommand {
+struct Forget: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(
         abstract: "Erase a user: every message, direct conversations (both sides), read markers, account and the user record.")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @Argument(help: "The user name (any case).")
     var user: String
     @Flag(help: "Only count what would be erased.")
@@ -102,12 +106,13 @@ struct Forget: AsyncParsableCommand {
     }
 }
 
-struct Check: AsyncParsableCommand {
+struct Check: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the database's integrity and its search index.",
         discussion: "Changes nothing, but SQLite runs the index check as a write: it waits for the server's writer.")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
 
     func run() async throws {
         try reporting {
@@ -136,10 +141,11 @@ struct Check: AsyncParsableCommand {
     }
 }
 
-struct Migrate: AsyncParsableCommand {
+struct Migrate: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(abstract: "Apply the schema migrations the database lacks.")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
 
     func run() async throws {
         try reporting {

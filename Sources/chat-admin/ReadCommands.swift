@@ -5,7 +5,7 @@ import NIOCore
 import Storage
 import Transcripts
 
-struct Search: AsyncParsableCommand {
+struct Search: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(
         abstract: "Full-text search (SQLite FTS5 query syntax), newest first.",
         discussion: """
@@ -17,7 +17,8 @@ struct Search: AsyncParsableCommand {
         case text, json, ndjson, csv
     }
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @Argument(help: "The FTS5 query: words, \"phrases\", AND, OR, NOT, prefix*.")
     var query: String
     @OptionGroup var filters: FilterOptions
@@ -57,12 +58,13 @@ struct Search: AsyncParsableCommand {
     }
 }
 
-struct Export: AsyncParsableCommand {
+struct Export: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(
         abstract: "The transcript in id order, streamed (grouped by room and day for markdown and html).",
         discussion: "Example: chat-admin export --room lobby --since 2026-11-01 --format html --output lobby.html")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @OptionGroup var filters: FilterOptions
     @Option(help: "text, json, ndjson, csv, markdown or html.")
     var format: TranscriptFormat = .text
@@ -159,10 +161,11 @@ func printJSON(_ value: JSONValue) throws {
     try output.close()
 }
 
-struct Stats: AsyncParsableCommand {
+struct Stats: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(abstract: "Totals, activity per room and per user, and messages per day as a chart.")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @Option(help: "text or json.")
     var format: ListFormat = .text
 
@@ -211,10 +214,11 @@ struct Stats: AsyncParsableCommand {
     }
 }
 
-struct Users: AsyncParsableCommand {
+struct Users: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(abstract: "Every user: first and last seen, messages.")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @Option(help: "text or json.")
     var format: ListFormat = .text
 
@@ -238,10 +242,11 @@ struct Users: AsyncParsableCommand {
     }
 }
 
-struct Rooms: AsyncParsableCommand {
+struct Rooms: AsyncParsableCommand, DatabaseCommand {
     static let configuration = CommandConfiguration(abstract: "Every room: messages, first and last activity.")
 
-    @OptionGroup var database: DatabaseOptions
+    @ParentCommand var chatAdmin: ChatAdmin
+    @OptionGroup(visibility: .hidden) var ownDatabaseOptions: DatabaseOptions
     @Option(help: "text or json.")
     var format: ListFormat = .text
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import ChatProtocol
+import Foundation
 
 /// A time on the command line: an ISO 8601 date (`2026-11-21`, midnight UTC) or date-time
 /// (`2026-11-21T09:30`, `...:00`, `...:00.125`, UTC unless it ends in `Z` or `±HH:MM`), or an
@@ -9,89 +9,47 @@ struct TimeArgument: ExpressibleByArgument, Sendable {
     let milliseconds: Int64
 
     init?(argument: String) {
-        guard let value = Self.parse(argument, now: Timestamp.now()) else { return nil }
+        guard let value = Self.parse(argument, now: Date()) else { return nil }
         milliseconds = value
     }
 
     static let defaultCompletionKind = CompletionKind.default
 
-    static func parse(_ text: String, now: Int64) -> Int64? {
-        if let age = relativeAge(text) { return now - age }
-        return absolute(Array(text.utf8))
+    static func parse(_ text: String, now: Date) -> Int64? {
+        if let age = relativeAge(text) { return Int64((now.timeIntervalSince1970 * 1000).rounded(.down)) - age }
+        return absolute(text)
     }
 
     private static func relativeAge(_ text: String) -> Int64? {
-        guard let unit = text.last, let count = Int64(text.dropLast()), count >= 0, !text.dropLast().isEmpty,
-              text.dropLast().allSatisfy(\.isNumber) else { return nil }
-        let factor: Int64
-        switch unit {
-        case "s": factor = 1000
-        case "m": factor = 60_000
-        case "h": factor = 3_600_000
-        case "d": factor = 86_400_000
-        case "w": factor = 604_800_000
-        default: return nil
-        }
+        guard let match = text.wholeMatch(of: /([0-9]{1,15})([smhdw])/) else { return nil }
+        let factors: [Substring: Int64] = ["s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000]
+        guard let count = Int64(match.1), let factor = factors[match.2] else { return nil }
         let (product, overflow) = count.multipliedReportingOverflow(by: factor)
         return overflow ? nil : product
     }
 
-    private static func absolute(_ bytes: [UInt8]) -> Int64? {
-        var index = 0
-        func number(_ digits: Int) -> Int64? {
-            guard index + digits <= bytes.count else { return nil }
-            var value: Int64 = 0
-            for _ in 0..<digits {
-                let byte = bytes[index]
-                guard byte >= 0x30 && byte <= 0x39 else { return nil }
-                value = value * 10 + Int64(byte - 0x30)
-                index += 1
+    /// The shape is checked here (Foundation's parser is lenient: it takes `2026-02-30` as March
+    /// 2nd and ignores what follows a date); the instant is Foundation's `ISO8601FormatStyle`'s.
+    private static func absolute(_ text: String) -> Int64? {
+        let shape = /([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?/
+        guard let match = text.wholeMatch(of: shape),
+              let year = Int(match.1), let month = Int(match.2), let day = Int(match.3),
+              DateComponents(calendar: Calendar(identifier: .gregorian), timeZone: .gmt, year: year, month: month, day: day).isValidDate
+        else { return nil }
+        var normalized = "\(match.1)-\(match.2)-\(match.3)T"
+        if let hour = match.4, let minute = match.5 {
+            guard let hours = Int(hour), hours < 24, let minutes = Int(minute), minutes < 60,
+                  (match.6.flatMap { Int($0) } ?? 0) < 60 else { return nil }
+            if let zone = match.8, zone.count > 1 {
+                let digits = zone.dropFirst().filter(\.isNumber)
+                guard let offsetHours = Int(digits.prefix(2)), offsetHours < 24, let offsetMinutes = Int(digits.suffix(2)), offsetMinutes < 60 else { return nil }
             }
-            return value
+            normalized += "\(hour):\(minute):\(match.6 ?? "00")\(match.7 ?? "")\(match.8.map { $0 == "z" ? "Z" : String($0) } ?? "Z")"
+        } else {
+            normalized += "00:00:00Z"
         }
-        func expect(_ character: Character) -> Bool {
-            guard index < bytes.count, bytes[index] == character.asciiValue else { return false }
-            index += 1
-            return true
-        }
-        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
-              (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day) else { return nil }
-        var milliseconds = Timestamp.days(year: year, month: month, day: day) * 86_400_000
-        if index == bytes.count { return milliseconds }
-        guard expect("T") || expect(" ") || expect("t"), let hour = number(2), expect(":"), let minute = number(2),
-              hour < 24, minute < 60 else { return nil }
-        milliseconds += (hour * 60 + minute) * 60_000
-        if expect(":") {
-            guard let second = number(2), second < 60 else { return nil }
-            milliseconds += second * 1000
-            if expect(".") {
-                var scale: Int64 = 100
-                var digits = 0
-                while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
-                    milliseconds += Int64(bytes[index] - 0x30) * scale
-                    scale /= 10
-                    digits += 1
-                    index += 1
-                }
-                guard digits > 0 else { return nil }
-            }
-        }
-        if index == bytes.count || expect("Z") || expect("z") {
-            return index == bytes.count ? milliseconds : nil
-        }
-        let sign: Int64
-        if expect("+") { sign = 1 } else if expect("-") { sign = -1 } else { return nil }
-        guard let offsetHours = number(2), offsetHours < 24 else { return nil }
-        _ = expect(":")
-        guard let offsetMinutes = number(2), offsetMinutes < 60, index == bytes.count else { return nil }
-        return milliseconds - sign * (offsetHours * 60 + offsetMinutes) * 60_000
-    }
-
-    private static func daysIn(month: Int64, year: Int64) -> Int64 {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
+        let style = Date.ISO8601FormatStyle(includingFractionalSeconds: match.7 != nil, timeZone: .gmt)
+        guard let date = try? style.parse(normalized) else { return nil }
+        return Int64((date.timeIntervalSince1970 * 1000).rounded())
     }
 }

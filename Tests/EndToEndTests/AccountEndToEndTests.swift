@@ -136,4 +136,21 @@ func admin(_ arguments: [String], input: String) throws -> (status: Int32, out: 
         #expect(forgot.out.contains("1 direct messages received"))
         #expect(messageCount(try admin(["--database", path, "export"]).out) == 1, "the conversation is gone")
     }
+
+    /// chat-admin takes the password rules from the server's configuration (not a flag of its
+    /// own), and its database options before the command or after it.
+    @Test func chatAdminFollowsTheConfiguredPasswordRules() async throws {
+        let scratch = try Scratch()
+        try scratch.write("config.json", #"{"log":{"messages":false},"accounts":{"minPasswordLength":15,"scryptLogN":11}}"#)
+        let server = try ServerProcess(config: scratch.file("config.json"))
+        let config = scratch.file("config.json")
+        let short = try admin(["--config", config, "account", "add", "dave"], input: "fourteen chars\n")
+        #expect(short.status == 64, "shorter than the configured 15: \(short.err)")
+        let added = try admin(["account", "add", "dave", "--config", config], input: "fifteen chars!!\n")
+        #expect(added.status == 0, "\(added.err)")
+        let database = try ChatDatabase.openReadOnly(path: scratch.file("chat.sqlite"))
+        #expect(try database.account(named: "dave")?.password.cost == 1 << 11, "hashed at the configured cost")
+        #expect(try server.client().loginAnswer("dave", accountPassword: "fifteen chars!!").type == "welcome")
+        #expect(try admin(["--config", config, "--database", scratch.file("chat.sqlite"), "stats"]).status == 64, "not both")
+    }
 }

@@ -26,33 +26,130 @@ enum IRCCapability: String, CaseIterable {
     }
 }
 
+/// A command as the dispatcher sees it (`IRCCommand.table`).
+struct IRCInvocation {
+    let message: IRCMessage
+    /// Upper-cased.
+    let command: String
+    var parameters: [String] { message.parameters }
+    /// The IRCv3 `label` to answer with, when usable.
+    let label: String?
+}
+
+/// One IRC command, as a row of the dispatch table (the shape of Ergo's `irc/commands.go`): what
+/// it needs before its handler runs, and the handler. A new command is one entry.
+struct IRCCommand: Sendable {
+    /// Where a command's answer comes from, which decides how it keeps its place in the order of
+    /// answers (docs/design.md, "Answers in order").
+    enum Answer: Sendable {
+        /// The session answers it: handed to the session in order, answered in order.
+        case bySession
+        /// This adapter answers it: while the session still owes answers to earlier commands, it
+        /// waits behind them (a barrier through the session), then runs.
+        case local
+        /// `WHO #channel` asks the session; `WHO nick` is answered here.
+        case bySessionForChannels
+        /// Nothing is answered (PONG), or the command orders itself (QUIT ends the session
+        /// behind what it owes).
+        case none
+    }
+
+    /// Whether it may come before registration ends (the rest wait for it, or get 451).
+    var beforeRegistration = false
+    /// Fewer parameters are answered `missing` (by default 461 "Not enough parameters").
+    var minimumParameters = 0
+    var missing: (code: String, text: String)?
+    var answer = Answer.local
+    let run: @Sendable (IRCConnection, IRCInvocation) -> Void
+
+    init(beforeRegistration: Bool = false, minimumParameters: Int = 0, missing: (code: String, text: String)? = nil,
+         answer: Answer = .local, _ run: @escaping @Sendable (IRCConnection, IRCInvocation) -> Void) {
+        self.beforeRegistration = beforeRegistration
+        self.minimumParameters = minimumParameters
+        self.missing = missing
+        self.answer = answer
+        self.run = run
+    }
+
+    /// Every command the listener knows (SPEC.md, IRC); anything else is 421.
+    static let table: [String: IRCCommand] = {
+        var table: [String: IRCCommand] = [
+            // Registration.
+            "CAP": IRCCommand(beforeRegistration: true, minimumParameters: 1, answer: .none) { $0.capability($1.parameters) },
+            "PASS": IRCCommand(beforeRegistration: true, minimumParameters: 1, answer: .none) { $0.pass($1.parameters) },
+            "NICK": IRCCommand(beforeRegistration: true, minimumParameters: 1, missing: ("431", "No nickname given"), answer: .none) {
+                $0.nickCommand($1.parameters)
+            },
+            "USER": IRCCommand(beforeRegistration: true, minimumParameters: 4, answer: .none) { $0.user($1.parameters) },
+            "AUTHENTICATE": IRCCommand(beforeRegistration: true, minimumParameters: 1, answer: .none) { $0.authenticate($1.parameters) },
+            "PING": IRCCommand(beforeRegistration: true, minimumParameters: 1, missing: ("409", "No origin specified")) { connection, command in
+                connection.sendResponse([IRCMessage(source: connection.serverName, command: "PONG",
+                                                    parameters: [connection.serverName, command.parameters[0]])], label: command.label)
+            },
+            "PONG": IRCCommand(beforeRegistration: true, answer: .none) { _, _ in },
+            "QUIT": IRCCommand(beforeRegistration: true, answer: .none) { $0.quit($1) },
+            // Chat, through the session.
+            "JOIN": IRCCommand(minimumParameters: 1, answer: .bySession) { $0.join($1.parameters, label: $1.label) },
+            "PART": IRCCommand(minimumParameters: 1, answer: .bySession) { $0.part($1.parameters, label: $1.label) },
+            "PRIVMSG": IRCCommand(answer: .bySession) { $0.privmsg($1.command, $1.parameters, label: $1.label, clientTags: $0.clientTags(of: $1.message)) },
+            "NOTICE": IRCCommand(answer: .bySession) { $0.privmsg($1.command, $1.parameters, label: $1.label, clientTags: $0.clientTags(of: $1.message)) },
+            "TAGMSG": IRCCommand { $0.tagmsg($1.parameters, label: $1.label, clientTags: $0.clientTags(of: $1.message)) },
+            "NAMES": IRCCommand(answer: .bySession) { $0.names($1.parameters, label: $1.label) },
+            "WHO": IRCCommand(answer: .bySessionForChannels) { $0.who($1.parameters, label: $1.label) },
+            "LIST": IRCCommand(answer: .bySession) { $0.submit(.rooms, .list, label: $1.label) },
+            "CHATHISTORY": IRCCommand(answer: .bySession) { $0.chathistory($1.parameters, label: $1.label) },
+            "SEARCH": IRCCommand(answer: .bySession) { $0.search($1.parameters, label: $1.label) },
+            "MARKREAD": IRCCommand(answer: .bySession) { $0.markRead($1.parameters, label: $1.label) },
+            // Answered here.
+            "WHOIS": IRCCommand(minimumParameters: 1, missing: ("431", "No nickname given")) { $0.whois($1.parameters, label: $1.label) },
+            "TOPIC": IRCCommand(minimumParameters: 1) { $0.topic($1.parameters, label: $1.label) },
+            "MODE": IRCCommand(minimumParameters: 1) { $0.mode($1.parameters, label: $1.label) },
+            "AWAY": IRCCommand { $0.away($1.parameters, label: $1.label) },
+            "ISON": IRCCommand(minimumParameters: 1) { $0.ison($1.parameters, label: $1.label) },
+            "USERHOST": IRCCommand(minimumParameters: 1) { $0.userhost($1.parameters, label: $1.label) },
+            "MOTD": IRCCommand { $0.sendResponse($0.motdLines(), label: $1.label) },
+            "LUSERS": IRCCommand { $0.sendResponse($0.lusersLines(), label: $1.label) },
+            "VERSION": IRCCommand { $0.answer($1, "351", ["chat-server", $0.serverName, "stores every message"]) },
+            "TIME": IRCCommand { $0.answer($1, "391", [$0.serverName, Timestamp.string(Timestamp.now())]) },
+            "ADMIN": IRCCommand { $0.answer($1, "423", [$0.serverName, "No administrative info available"]) },
+            "INFO": IRCCommand { connection, command in
+                connection.sendResponse([connection.numeric("371", ["chat-server: a chat server that remembers"]),
+                                         connection.numeric("374", ["End of INFO list"])], label: command.label)
+            },
+            "LINKS": IRCCommand { connection, command in
+                connection.sendResponse([connection.numeric("364", ["*", connection.serverName, "0 \(connection.serverName)"]),
+                                         connection.numeric("365", ["*", "End of /LINKS list"])], label: command.label)
+            },
+            "STATS": IRCCommand { $0.answer($1, "219", [$1.parameters.first ?? "*", "End of /STATS report"]) },
+            "HELP": IRCCommand { $0.answer($1, "524", [$1.parameters.first ?? "*", "No help available on this topic"]) },
+            "OPER": IRCCommand { $0.answer($1, "491", ["No O-lines for your host"]) },
+            "KICK": IRCCommand { $0.noChannelOperators($1) },
+            "INVITE": IRCCommand { $0.noChannelOperators($1) },
+        ]
+        for disabled in ["USERS", "SUMMON"] {
+            table[disabled] = IRCCommand { $0.answer($1, "446", [$1.command, "Disabled"]) }
+        }
+        for operatorOnly in ["KILL", "WALLOPS", "REHASH", "RESTART", "DIE", "SQUIT", "CONNECT"] {
+            table[operatorOnly] = IRCCommand { $0.answer($1, "481", ["Permission Denied- You're not an IRC operator"]) }
+        }
+        return table
+    }()
+}
+
 /// What each IRC command does (SPEC.md, IRC).
 extension IRCConnection {
+    /// Runs one command through the table: unknown (421), before registration (queued behind the
+    /// login in flight, or 451), short of parameters, or waiting behind the answers the session
+    /// still owes; then its handler.
     func handle(_ message: IRCMessage) {
         let command = message.command.uppercased()
-        let parameters = message.parameters
         let label = message.tag("label").flatMap { $0.isEmpty || $0.utf8.count > 64 ? nil : $0 }
-        switch command {
-        case "CAP": return capability(parameters)
-        case "PASS": return pass(parameters)
-        case "NICK": return nickCommand(parameters)
-        case "USER": return user(parameters)
-        case "AUTHENTICATE": return authenticate(parameters)
-        case "PING":
-            guard let token = parameters.first else { return reply("409", ["No origin specified"]) }
-            return sendResponse([IRCMessage(source: serverName, command: "PONG", parameters: [serverName, token])], label: label)
-        case "PONG": return
-        case "QUIT":
-            // Behind a login in flight, QUIT waits its turn like any command after NICK and USER.
-            if !isRegistered, isLoggingIn, waitingForRegistration.count < Self.maxWaitingLines {
-                waitingForRegistration.append(message)
-                return
-            }
-            session?.quit(reason: parameters.first.map { String($0.prefix(200)) } ?? "Quit")
-            return
-        default: break
+        let invocation = IRCInvocation(message: message, command: command, label: label)
+        guard let entry = IRCCommand.table[command] else {
+            guard isRegistered else { return reply("451", ["You have not registered"]) }
+            return sendResponse([numeric("421", [message.command, "Unknown command"])], label: label)
         }
-        guard isRegistered else {
+        if !isRegistered, !entry.beforeRegistration {
             // Clients send JOIN right behind NICK and USER: those wait for the login's answer.
             if hasUser, requestedNick != nil || saslAccount != nil, waitingForRegistration.count < Self.maxWaitingLines {
                 waitingForRegistration.append(message)
@@ -60,60 +157,50 @@ extension IRCConnection {
             }
             return reply("451", ["You have not registered"])
         }
-        // Answers keep the order of commands: one answered here waits behind the session's
-        // answers to earlier ones (a ping through the session is the barrier).
-        let isLocal = !["JOIN", "PART", "PRIVMSG", "NOTICE", "NAMES", "LIST", "CHATHISTORY", "SEARCH", "MARKREAD"].contains(command)
-            && !(command == "WHO" && parameters.first.map { $0.hasPrefix("#") } == true)
-        if isLocal, !pending.isEmpty, !isReplayingBarrier {
+        if isRegistered, !pending.isEmpty, !isReplayingBarrier, entry.answersHere(invocation.parameters) {
+            // Answers keep the order of commands: this one waits behind the session's answers to
+            // earlier ones (a ping through the session is the barrier), then runs.
             return submit(.ping, .barrier(message), label: nil)
         }
-        switch command {
-        case "JOIN": join(parameters, label: label)
-        case "PART": part(parameters, label: label)
-        case "PRIVMSG", "NOTICE": privmsg(command, parameters, label: label, clientTags: clientTags(of: message))
-        case "TAGMSG": tagmsg(parameters, label: label, clientTags: clientTags(of: message))
-        case "NAMES": names(parameters, label: label)
-        case "WHO": who(parameters, label: label)
-        case "WHOIS": whois(parameters, label: label)
-        case "LIST": submit(.rooms, .list, label: label)
-        case "TOPIC": topic(parameters, label: label)
-        case "MODE": mode(parameters, label: label)
-        case "MOTD": sendResponse(motdLines(), label: label)
-        case "AWAY":
-            awayMessage = parameters.first.flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
-            let key = Names.userKey(nick)
-            server.awayMessages.withLock { $0[key] = awayMessage }
-            sendResponse([awayMessage == nil ? numeric("305", ["You are no longer marked as being away"])
-                                             : numeric("306", ["You have been marked as being away"])], label: label)
-        case "ISON": ison(parameters, label: label)
-        case "USERHOST": userhost(parameters, label: label)
-        case "CHATHISTORY": chathistory(parameters, label: label)
-        case "SEARCH": search(parameters, label: label)
-        case "MARKREAD": markRead(parameters, label: label)
-        case "USERS", "SUMMON": sendResponse([numeric("446", [command, "Disabled"])], label: label)
-        case "VERSION": sendResponse([numeric("351", ["chat-server", serverName, "stores every message"])], label: label)
-        case "TIME": sendResponse([numeric("391", [serverName, Timestamp.string(Timestamp.now())])], label: label)
-        case "LUSERS": sendResponse(lusersLines(), label: label)
-        case "ADMIN": sendResponse([numeric("423", [serverName, "No administrative info available"])], label: label)
-        case "INFO": sendResponse([numeric("371", ["chat-server: a chat server that remembers"]), numeric("374", ["End of INFO list"])], label: label)
-        case "LINKS": sendResponse([numeric("364", ["*", serverName, "0 \(serverName)"]), numeric("365", ["*", "End of /LINKS list"])], label: label)
-        case "STATS": sendResponse([numeric("219", [parameters.first ?? "*", "End of /STATS report"])], label: label)
-        case "HELP": sendResponse([numeric("524", [parameters.first ?? "*", "No help available on this topic"])], label: label)
-        case "OPER": sendResponse([numeric("491", ["No O-lines for your host"])], label: label)
-        case "KILL", "WALLOPS", "REHASH", "RESTART", "DIE", "SQUIT", "CONNECT":
-            sendResponse([numeric("481", ["Permission Denied- You're not an IRC operator"])], label: label)
-        case "KICK", "INVITE":
-            let channel = parameters.first { $0.hasPrefix("#") } ?? parameters.first ?? "*"
-            sendResponse([numeric("482", [channel, "Nobody is a channel operator on this server"])], label: label)
-        default:
-            sendResponse([numeric("421", [message.command, "Unknown command"])], label: label)
+        guard invocation.parameters.count >= entry.minimumParameters else {
+            let missing = entry.missing ?? ("461", "Not enough parameters")
+            let parameters = missing.code == "461" ? [command, missing.text] : [missing.text]
+            return sendResponse([numeric(missing.code, parameters)], label: isRegistered ? label : nil)
         }
+        entry.run(self, invocation)
+    }
+
+    /// A single numeric as the whole answer to `command`.
+    func answer(_ command: IRCInvocation, _ code: String, _ parameters: [String]) {
+        sendResponse([numeric(code, parameters)], label: command.label)
+    }
+
+    func quit(_ command: IRCInvocation) {
+        // Behind a login in flight, QUIT waits its turn like any command after NICK and USER.
+        if !isRegistered, isLoggingIn, waitingForRegistration.count < Self.maxWaitingLines {
+            waitingForRegistration.append(command.message)
+            return
+        }
+        session?.quit(reason: command.parameters.first.map { String($0.prefix(200)) } ?? "Quit")
+    }
+
+    func away(_ parameters: [String], label: String?) {
+        awayMessage = parameters.first.flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+        let key = Names.userKey(nick)
+        server.awayMessages.withLock { $0[key] = awayMessage }
+        sendResponse([awayMessage == nil ? numeric("305", ["You are no longer marked as being away"])
+                                         : numeric("306", ["You have been marked as being away"])], label: label)
+    }
+
+    func noChannelOperators(_ command: IRCInvocation) {
+        let channel = command.parameters.first { $0.hasPrefix("#") } ?? command.parameters.first ?? "*"
+        answer(command, "482", [channel, "Nobody is a channel operator on this server"])
     }
 
     // MARK: Registration
 
-    private func capability(_ parameters: [String]) {
-        guard let subcommand = parameters.first?.uppercased() else { return reply("461", ["CAP", "Not enough parameters"]) }
+    func capability(_ parameters: [String]) {
+        let subcommand = parameters[0].uppercased()
         switch subcommand {
         case "LS":
             if !isRegistered { isNegotiatingCaps = true }
@@ -144,14 +231,14 @@ extension IRCConnection {
         }
     }
 
-    private func pass(_ parameters: [String]) {
+    func pass(_ parameters: [String]) {
         guard !isRegistered else { return reply("462", ["You may not reregister"]) }
-        guard let given = parameters.first else { return reply("461", ["PASS", "Not enough parameters"]) }
-        password = given
+        password = parameters[0]
     }
 
-    private func nickCommand(_ parameters: [String]) {
-        guard let wanted = parameters.first, !wanted.isEmpty else { return reply("431", ["No nickname given"]) }
+    func nickCommand(_ parameters: [String]) {
+        let wanted = parameters[0]
+        guard !wanted.isEmpty else { return reply("431", ["No nickname given"]) }
         if isRegistered || saslAccount != nil {
             if Names.userKey(wanted) == Names.userKey(nick) { return }
             return reply("400", ["NICK", "Nick changes are not supported here: reconnect with the new nick"])
@@ -163,9 +250,8 @@ extension IRCConnection {
         tryToRegister()
     }
 
-    private func user(_ parameters: [String]) {
+    func user(_ parameters: [String]) {
         guard !isRegistered else { return reply("462", ["You may not reregister"]) }
-        guard parameters.count >= 4 else { return reply("461", ["USER", "Not enough parameters"]) }
         hasUser = true
         tryToRegister()
     }
@@ -224,8 +310,8 @@ extension IRCConnection {
         return lines
     }
 
-    private func authenticate(_ parameters: [String]) {
-        guard let argument = parameters.first else { return reply("461", ["AUTHENTICATE", "Not enough parameters"]) }
+    func authenticate(_ parameters: [String]) {
+        let argument = parameters[0]
         guard !isRegistered, saslAccount == nil else { return reply("907", ["You have already authenticated using SASL"]) }
         switch saslState {
         case .none:
@@ -270,8 +356,8 @@ extension IRCConnection {
         return Names.canonicalRoom(channel)
     }
 
-    private func join(_ parameters: [String], label: String?) {
-        guard let list = parameters.first else { return sendResponse([numeric("461", ["JOIN", "Not enough parameters"])], label: label) }
+    func join(_ parameters: [String], label: String?) {
+        let list = parameters[0]
         if list == "0" {
             let rooms = session?.subscriptions.keys.sorted() ?? []
             if rooms.isEmpty { return sendResponse([], label: label) }
@@ -290,8 +376,8 @@ extension IRCConnection {
         }
     }
 
-    private func part(_ parameters: [String], label: String?) {
-        guard let list = parameters.first else { return sendResponse([numeric("461", ["PART", "Not enough parameters"])], label: label) }
+    func part(_ parameters: [String], label: String?) {
+        let list = parameters[0]
         for channel in list.split(separator: ",").map(String.init).prefix(16) {
             guard let room = roomName(ofChannel: channel) else {
                 sendResponse([numeric("403", [channel, "No such channel"])], label: label)
@@ -304,7 +390,7 @@ extension IRCConnection {
 
     /// The client-only tags (`+name`) of a line from a client that negotiated `message-tags`,
     /// as they are relayed: `+name=value;...`, values escaped again.
-    private func clientTags(of message: IRCMessage) -> String {
+    func clientTags(of message: IRCMessage) -> String {
         guard capabilities.contains(.messageTags) else { return "" }
         return message.orderedTags.compactMap { tag -> String? in
             guard tag.name.count > 1, tag.name.hasPrefix("+"),
@@ -314,7 +400,7 @@ extension IRCConnection {
     }
 
     /// `TAGMSG target`: the client-only tags relayed to a channel's members or a user, not stored.
-    private func tagmsg(_ parameters: [String], label: String?, clientTags: String) {
+    func tagmsg(_ parameters: [String], label: String?, clientTags: String) {
         guard let target = parameters.first?.split(separator: ",").first.map(String.init), !target.isEmpty else {
             return sendResponse([numeric("411", ["No recipient given (TAGMSG)"])], label: label)
         }
@@ -330,7 +416,7 @@ extension IRCConnection {
         }
     }
 
-    private func privmsg(_ command: String, _ parameters: [String], label: String?, clientTags: String = "") {
+    func privmsg(_ command: String, _ parameters: [String], label: String?, clientTags: String = "") {
         let isNotice = command == "NOTICE"
         guard let targets = parameters.first, !targets.isEmpty else {
             if !isNotice { sendResponse([numeric("411", ["No recipient given (\(command))"])], label: label) }
@@ -365,7 +451,7 @@ extension IRCConnection {
         }
     }
 
-    private func names(_ parameters: [String], label: String?) {
+    func names(_ parameters: [String], label: String?) {
         guard let channel = parameters.first?.split(separator: ",").first.map(String.init), let room = roomName(ofChannel: channel) else {
             return sendResponse([numeric("366", [parameters.first ?? "*", "End of /NAMES list"])], label: label)
         }
@@ -385,7 +471,7 @@ extension IRCConnection {
         numeric("352", [channel, member, IRCEncoding.userHost, serverName, member, "H", "0 \(member)"])
     }
 
-    private func who(_ parameters: [String], label: String?) {
+    func who(_ parameters: [String], label: String?) {
         guard let mask = parameters.first else { return sendResponse([numeric("315", ["*", "End of /WHO list"])], label: label) }
         if let room = roomName(ofChannel: mask) {
             return submit(.who(room: room), .who(mask: mask), label: label)
@@ -408,8 +494,8 @@ extension IRCConnection {
         return server.registry.holder(of: nick)?.name
     }
 
-    private func whois(_ parameters: [String], label: String?) {
-        guard let target = parameters.last else { return sendResponse([numeric("431", ["No nickname given"])], label: label) }
+    func whois(_ parameters: [String], label: String?) {
+        let target = parameters[parameters.count - 1]
         guard Names.isValidUserName(target, maximumLength: 64), let (name, isAccount) = server.registry.holder(of: target) else {
             return sendResponse([numeric("401", [target, "No such nick/channel"]), numeric("318", [target, "End of /WHOIS list"])], label: label)
         }
@@ -420,8 +506,8 @@ extension IRCConnection {
         sendResponse(lines, label: label)
     }
 
-    private func topic(_ parameters: [String], label: String?) {
-        guard let channel = parameters.first else { return sendResponse([numeric("461", ["TOPIC", "Not enough parameters"])], label: label) }
+    func topic(_ parameters: [String], label: String?) {
+        let channel = parameters[0]
         guard let room = roomName(ofChannel: channel) else { return sendResponse([numeric("403", [channel, "No such channel"])], label: label) }
         if parameters.count >= 2 {
             return sendResponse([numeric("482", ["#" + room, "Topics are not kept on this server"])], label: label)
@@ -429,8 +515,8 @@ extension IRCConnection {
         sendResponse([numeric("331", ["#" + room, "No topic is set"])], label: label)
     }
 
-    private func mode(_ parameters: [String], label: String?) {
-        guard let target = parameters.first else { return sendResponse([numeric("461", ["MODE", "Not enough parameters"])], label: label) }
+    func mode(_ parameters: [String], label: String?) {
+        let target = parameters[0]
         if target.hasPrefix("#") {
             guard let room = roomName(ofChannel: target) else { return sendResponse([numeric("403", [target, "No such channel"])], label: label) }
             let channel = "#" + room
@@ -450,22 +536,20 @@ extension IRCConnection {
         sendResponse([numeric("221", ["+i"])], label: label)
     }
 
-    private func ison(_ parameters: [String], label: String?) {
-        guard !parameters.isEmpty else { return sendResponse([numeric("461", ["ISON", "Not enough parameters"])], label: label) }
+    func ison(_ parameters: [String], label: String?) {
         let nicks = parameters.flatMap { $0.split(separator: " ").map(String.init) }.prefix(32)
         let online = nicks.compactMap { onlineName($0) }
         sendResponse([numeric("303", [online.joined(separator: " ")])], label: label)
     }
 
-    private func userhost(_ parameters: [String], label: String?) {
-        guard !parameters.isEmpty else { return sendResponse([numeric("461", ["USERHOST", "Not enough parameters"])], label: label) }
+    func userhost(_ parameters: [String], label: String?) {
         let replies = parameters.prefix(5).compactMap { onlineName($0).map { "\($0)=+\($0)@\(IRCEncoding.userHost)" } }
         sendResponse([numeric("302", [replies.joined(separator: " ")])], label: label)
     }
 
     // MARK: History and search
 
-    private func chathistory(_ parameters: [String], label: String?) {
+    func chathistory(_ parameters: [String], label: String?) {
         func fail(_ code: String, _ context: [String], _ text: String) {
             sendResponse([failure("CHATHISTORY", code, context: context, text)], label: label)
         }
@@ -528,7 +612,7 @@ extension IRCConnection {
     }
 
     /// `MARKREAD target [timestamp=T]` (draft/read-marker): rooms keep markers; a DM has none.
-    private func markRead(_ parameters: [String], label: String?) {
+    func markRead(_ parameters: [String], label: String?) {
         func fail(_ code: String, _ context: [String], _ text: String) {
             sendResponse([failure("MARKREAD", code, context: context, text)], label: label)
         }
@@ -548,7 +632,7 @@ extension IRCConnection {
     }
 
     /// `SEARCH in=#chan;from=nick;text=words;limit=N` (soju.im/search).
-    private func search(_ parameters: [String], label: String?) {
+    func search(_ parameters: [String], label: String?) {
         func fail(_ code: String, _ text: String) {
             sendResponse([failure("SEARCH", code, text)], label: label)
         }
@@ -623,6 +707,17 @@ extension IRCConnection {
             return []
         case .markRead(let channel):
             return [failure("MARKREAD", "INVALID_PARAMS", context: [channel], error.message)]
+        }
+    }
+}
+
+extension IRCCommand {
+    /// Whether this adapter answers the command (so it must wait behind the session's answers).
+    func answersHere(_ parameters: [String]) -> Bool {
+        switch answer {
+        case .local: true
+        case .bySession, .none: false
+        case .bySessionForChannels: parameters.first.map { !$0.hasPrefix("#") } ?? true
         }
     }
 }

@@ -27,6 +27,7 @@ extension Session {
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
+        owesAck(in: room.name)
         server.database.appendMessage(draft) { [weak self] result in
             settle()
             switch result {
@@ -43,7 +44,8 @@ extension Session {
                                           from: user.name, kind: kind, text: text)
                 server.committed(message, author: author)
             case .failure(let error):
-                self?.answerFromWriter(Self.storeFailure(error, storing: "a message of \(user.name) in #\(room.name)", logger: server.logger, re: re))
+                self?.answerFromWriter(Self.storeFailure(error, storing: "a message of \(user.name) in #\(room.name)", logger: server.logger, re: re),
+                                       settlingAckIn: room.name)
             }
         }
     }
@@ -60,6 +62,7 @@ extension Session {
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
+        owesAck(in: "")
         server.database.appendDirectMessage(from: user, to: recipient, kind: kind, text: text, nonce: nonce) { [weak self] result in
             settle()
             switch result {
@@ -76,9 +79,11 @@ extension Session {
                                           from: user.name, to: committed.recipient.name, kind: kind, text: text)
                 server.committed(message, author: author)
             case .failure(StorageError.noSuchUser):
-                self?.answerFromWriter(ProtocolError(.noSuchUser, "there is no user \(recipient): nobody has logged in with that name", re: re))
+                self?.answerFromWriter(ProtocolError(.noSuchUser, "there is no user \(recipient): nobody has logged in with that name", re: re),
+                                       settlingAckIn: "")
             case .failure(let error):
-                self?.answerFromWriter(Self.storeFailure(error, storing: "a direct message of \(user.name) to \(recipient)", logger: server.logger, re: re))
+                self?.answerFromWriter(Self.storeFailure(error, storing: "a direct message of \(user.name) to \(recipient)", logger: server.logger, re: re),
+                                       settlingAckIn: "")
             }
         }
     }
@@ -174,11 +179,13 @@ extension Session {
         }
     }
 
-    /// An error for a request the writer refused, sent from the session's loop.
-    private func answerFromWriter(_ error: ProtocolError) {
+    /// An error for a say the writer refused, sent from the session's loop: it stands for the
+    /// acknowledgement owed in `place`.
+    private func answerFromWriter(_ error: ProtocolError, settlingAckIn place: String) {
         eventLoop.execute { [weak self] in
             self?.output?.sendError(error)
             self?.output?.flush()
+            self?.settleAcks(in: place)
         }
     }
 }

@@ -10,6 +10,11 @@ final class Session: @unchecked Sendable {
     enum Inbound {
         case frame(ClientFrame)
         case error(ProtocolError)
+
+        /// A `say`: it may go ahead of the acknowledgements of the says before it.
+        var isSay: Bool {
+            if case .frame(let frame) = self, case .say = frame.request { true } else { false }
+        }
     }
 
     enum Phase {
@@ -96,6 +101,54 @@ final class Session: @unchecked Sendable {
         if readPauses.isEmpty { output?.setReading(true) }
     }
 
+    /// Acknowledgements this session owes its client: says handed to the writer whose own copy
+    /// (or refusal) has not been written back yet, by room ("" for direct messages). Until they
+    /// are, requests other than `say` wait: every answer leaves after the acknowledgements of the
+    /// says sent before it, while says themselves still go to the writer back to back.
+    private var acksOwed = AcksOwed()
+
+    struct AcksOwed {
+        var byPlace: [String: Int] = [:]
+        var total = 0
+    }
+
+    /// A say to `place` (a room's name, "" for a direct message) went to the writer.
+    func owesAck(in place: String) {
+        acksOwed.byPlace[place, default: 0] += 1
+        acksOwed.total += 1
+    }
+
+    /// `count` acknowledgements for `place` were written (or refused); the requests waiting for
+    /// them go on in a task of their own (this may be called in the middle of a fan-out).
+    func settleAcks(in place: String, count: Int = 1) {
+        guard let owed = acksOwed.byPlace[place], owed > 0 else { return }
+        let settled = min(owed, count)
+        acksOwed.byPlace[place] = owed == settled ? nil : owed - settled
+        acksOwed.total -= settled
+        if acksOwed.total == 0, inboxHead < inbox.count {
+            eventLoop.execute { [weak self] in
+                guard let self, !isBusy else { return }
+                drainInbox()
+            }
+        }
+    }
+
+    /// A subscription the server ended (not a request of the client's, which waits for its acks):
+    /// the acknowledgements owed for its room will not come.
+    func forgetAcks(in place: String) {
+        settleAcks(in: place, count: .max)
+    }
+
+    /// Counts the acknowledgements in a run written to this session.
+    func wroteOwnEvents(of broadcast: Broadcast) {
+        guard acksOwed.total > 0 else { return }
+        for index in broadcast.personalEvents(of: id) {
+            if case .message(let message, _) = broadcast.events[index] {
+                settleAcks(in: message.to == nil ? message.room : "")
+            }
+        }
+    }
+
     /// Written to by a loop outbox's drain and not yet flushed.
     var isAwaitingFlush = false
 
@@ -140,7 +193,7 @@ final class Session: @unchecked Sendable {
     func receive(_ inbound: Inbound) {
         heard()
         if case .closed = phase { return }
-        if isBusy || inboxHead < inbox.count || isAtSayLimit {
+        if isBusy || inboxHead < inbox.count || isAtSayLimit || (acksOwed.total > 0 && !inbound.isSay) {
             inbox.append(inbound)
             if inbox.count - inboxHead >= Self.inboxHighWater { pauseReading(.inbox) }
             return
@@ -165,6 +218,7 @@ final class Session: @unchecked Sendable {
         while !isBusy, !isAtSayLimit, inboxHead < inbox.count {
             if case .closed = phase { return }
             let next = inbox[inboxHead]
+            if acksOwed.total > 0 && !next.isSay { break }
             inboxHead += 1
             handle(next)
         }
@@ -234,6 +288,7 @@ final class Session: @unchecked Sendable {
 
     func write(_ broadcast: Broadcast) {
         output?.write(broadcast, sessionID: id, flush: false)
+        if !broadcast.personal.isEmpty { wroteOwnEvents(of: broadcast) }
     }
 
     func flush() {
@@ -249,6 +304,7 @@ final class Session: @unchecked Sendable {
     func writeDirect(_ broadcast: Broadcast) {
         guard case .active = phase else { return }
         output?.write(broadcast, sessionID: id, flush: true)
+        wroteOwnEvents(of: broadcast)
     }
 
     /// How long a slow consumer has to read what was already queued, the `slow_consumer` error

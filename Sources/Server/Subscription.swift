@@ -81,6 +81,7 @@ final class Subscription: @unchecked Sendable {
         case .live:
             guard let output else { return nil }
             output.write(broadcast, sessionID: sessionID, flush: flush)
+            if !broadcast.personal.isEmpty { session?.wroteOwnEvents(of: broadcast) }
             return flush ? nil : session
         }
     }

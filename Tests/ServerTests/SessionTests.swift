@@ -121,12 +121,33 @@ import Testing
             #expect(try client.next().type == "welcome")
             #expect(try client.next().type == "joined")
             #expect(try client.next().type == "history")
-            var seen: [String] = []
-            while seen.count < 2 {
-                let frame = try client.next()
-                seen.append(frame.type ?? "?")
+            #expect(try client.next().type == "message", "the acknowledgement of the say before the ping")
+            #expect(try client.next().type == "pong")
+        }
+    }
+
+    /// Says go to the writer back to back (their acknowledgements come in id order); a request
+    /// after them is answered after all of their acknowledgements, whatever it is.
+    @Test func answersFollowTheAcknowledgementsOfEarlierSays() async throws {
+        try await withServer { server in
+            let client = try server.user("alice")
+            try client.join("lobby")
+            let other = try server.user("bob")
+            try other.join("lobby")
+            _ = try client.next("presence")
+            for round in 0..<3 {
+                var lines = (0..<50).map { #"{"type":"say","room":"lobby","text":"m\#($0)","id":"s\#($0)"}"# }
+                lines.append(#"{"type":"who","room":"lobby","id":"who"}"#)
+                lines.append(#"{"type":"say","to":"bob","text":"psst","id":"dm"}"#)
+                lines.append(#"{"type":"ping","id":"ping"}"#)
+                client.send(bytes: Array((lines.joined(separator: "\n") + "\n").utf8))
+                var order: [String] = []
+                while order.last != "ping" {
+                    let frame = try client.next()
+                    if case .string(let re)? = frame.re { order.append(re) }
+                }
+                #expect(order == (0..<50).map { "s\($0)" } + ["who", "dm", "ping"], "round \(round)")
             }
-            #expect(Set(seen) == ["message", "pong"])
         }
     }
 }

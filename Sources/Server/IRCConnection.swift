@@ -7,24 +7,12 @@ import Storage
 /// `LineFramer`, parsed by `IRCMessage`, registration and capability negotiation here, every chat
 /// request handed to the connection's `Session` as the protocol-neutral request it is, and every
 /// answer written back as numerics and lines (SPEC.md, IRC). Touched only on its event loop.
-final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+final class IRCConnection: LineConnection, SessionOutput, @unchecked Sendable {
     /// RFC 1459's 512 bytes for the line, and IRCv3's 4,096 for a client's tags.
     static let maxBodyBytes = 512
     static let maxLineBytes = 4096 + 512
 
-    let server: ServerContext
     let serverName: String
-    /// Everything this adapter writes goes through it, in order.
-    var writer: ConnectionWriter?
-    /// The handler's context while it is in the pipeline (the writer's).
-    var context: ChannelHandlerContext? { writer?.context }
-    /// The connection's socket, when nothing stands between this handler and it (plain TCP).
-    private let socket: CInt?
-    var session: Session?
-    private var framer = LineFramer(maxLineBytes: IRCConnection.maxLineBytes)
 
     // Registration.
     var password: String?
@@ -57,13 +45,9 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
     var joinsAwaitingReplay: [String: Int64] = [:]
     var nextBatchID = 0
 
-    let framing: Framing
-
     init(server: ServerContext, framing: Framing = .lines, socket: CInt? = nil) {
-        self.server = server
-        self.framing = framing
-        self.socket = socket
         self.serverName = server.configuration.server.name
+        super.init(server: server, framing: framing, socket: socket, maxLineBytes: Self.maxLineBytes)
     }
 
     /// The nick the client has now: the session's name once logged in.
@@ -80,76 +64,34 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         return .irc(features, framing: framing)
     }
 
-    // MARK: Channel
+    // MARK: The connection
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.writer = ConnectionWriter(context: context, socket: socket)
-        // Added to a connection that is already open (a WebSocket after its upgrade).
-        if context.channel.isActive { start(context: context) }
+    override var logName: String { "irc connection" }
+
+    override func started(_ session: Session, context: ChannelHandlerContext) {
+        // IRC over WebSocket counts as a web connection (the WebSocket bridge counts it).
+        if framing == .lines { server.ircConnections.wrappingAdd(1, ordering: .relaxed) }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        writer?.connectionClosed()
-        self.writer = nil
+    override func refused(_ reason: String) {
+        sendLine(IRCMessage(command: "ERROR", parameters: ["Closing link: \(reason)"]))
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        start(context: context)
-        context.fireChannelActive()
-    }
-
-    private func start(context: ChannelHandlerContext) {
-        guard session == nil else { return }
-        switch server.admitConnection(on: context, output: self) {
-        case .refused(let reason):
-            sendLine(IRCMessage(command: "ERROR", parameters: ["Closing link: \(reason)"]))
-            close()
-        case .session(let session):
-            self.session = session
-            // IRC over WebSocket counts as a web connection (the WebSocket bridge counts it).
-            if framing == .lines { server.ircConnections.wrappingAdd(1, ordering: .relaxed) }
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        writer?.connectionClosed()
+    override func ending(_ session: Session) {
         if awayMessage != nil {
             let key = Names.userKey(nick)
             server.awayMessages.withLock { $0[key] = nil }
         }
-        if let session {
-            server.connectionClosed(session)
-            if framing == .lines { server.ircConnections.wrappingSubtract(1, ordering: .relaxed) }
-        }
-        session = nil
+        if framing == .lines { server.ircConnections.wrappingSubtract(1, ordering: .relaxed) }
         pending = [:]
-        context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        framer.process(&buffer, allocator: context.channel.allocator) { line in
-            switch line {
-            case .line(let line): handleLine(line)
-            case .tooLong: reply("417", ["Input line was too long"])
-            }
-        }
+    override func receivedTooLongLine() {
+        reply("417", ["Input line was too long"])
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        writer?.flush()
-        context.fireChannelReadComplete()
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable { session?.slowConsumer() }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        server.logger.debug("irc connection error: \(error)")
-        writer?.connectionClosed()
-        context.close(promise: nil)
+    override func received(line: ByteBuffer) {
+        handleLine(line)
     }
 
     private func handleLine(_ line: ByteBuffer) {
@@ -547,24 +489,10 @@ final class IRCConnection: ChannelInboundHandler, SessionOutput, @unchecked Send
         return buffer
     }
 
-    var sharedWriter: ConnectionWriter? { writer }
-
-    func flush() {
-        writer?.flush()
-    }
-
-    func close() {
-        writer?.close()
-    }
-
     func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount) {
         guard let writer else { return }
         var line = writer.allocator.buffer(capacity: 128)
         line.writeString(IRCMessage(command: "ERROR", parameters: ["Closing link: \(error.message)"]).serialized() + "\r\n")
-        writer.writeLastAndClose(line, framing: framing, within: allowance)
-    }
-
-    func setReading(_ isReading: Bool) {
-        context?.setReading(isReading)
+        writeFinal(line, within: allowance)
     }
 }

@@ -2,83 +2,34 @@ import ChatProtocol
 import NIOCore
 import Storage
 
-/// The native wire protocol on one TCP connection: JSON objects on lines, framed with a bounded
-/// buffer, decoded into requests for the connection's `Session`, and its answers encoded back.
-final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let server: ServerContext
+/// The native wire protocol on one connection: JSON objects on lines (`LineConnection` frames
+/// them), decoded into requests for the connection's `Session`, and its answers encoded back.
+final class NativeConnection: LineConnection, SessionOutput, @unchecked Sendable {
     private let maxLineBytes: Int
-    /// Everything this adapter writes goes through it, in order.
-    private var writer: ConnectionWriter?
-    /// The handler's context while it is in the pipeline (the writer's).
-    private var context: ChannelHandlerContext? { writer?.context }
-    /// The connection's socket, when nothing stands between this handler and it (plain TCP).
-    private let socket: CInt?
-    private var session: Session?
-    private var framer: LineFramer
-    private let framing: Framing
 
     init(server: ServerContext, framing: Framing = .lines, socket: CInt? = nil) {
-        self.server = server
-        self.framing = framing
-        self.socket = socket
         self.maxLineBytes = server.configuration.limits.maxLineBytes
-        self.framer = LineFramer(maxLineBytes: maxLineBytes)
+        super.init(server: server, framing: framing, socket: socket, maxLineBytes: maxLineBytes)
     }
 
     var wireFormat: WireFormat { WireFormat(syntax: .native, framing: framing) }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.writer = ConnectionWriter(context: context, socket: socket)
-        // Added to a connection that is already open (a WebSocket after its upgrade).
-        if context.channel.isActive { start(context: context) }
+    override func started(_ session: Session, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 96)
+        ServerFrame.greeting(server: server.configuration.server.name, passwordRequired: server.reloadable.withLock { $0.password != nil },
+                             into: &buffer)
+        writer?.write(lines: buffer, framing: framing, flush: true)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        writer?.connectionClosed()
-        self.writer = nil
+    override func refused(_ reason: String) {
+        sendError(ProtocolError(.serverFull, reason))
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        start(context: context)
-        context.fireChannelActive()
+    override func receivedTooLongLine() {
+        session?.receive(.error(ProtocolError(.tooLong, "line longer than \(maxLineBytes) bytes (discarded)")))
     }
 
-    private func start(context: ChannelHandlerContext) {
-        guard session == nil else { return }
-        switch server.admitConnection(on: context, output: self) {
-        case .refused(let reason):
-            sendError(ProtocolError(.serverFull, reason))
-            close()
-        case .session(let session):
-            self.session = session
-            var buffer = context.channel.allocator.buffer(capacity: 96)
-            ServerFrame.greeting(server: server.configuration.server.name, passwordRequired: server.reloadable.withLock { $0.password != nil },
-                                 into: &buffer)
-            writer?.write(lines: buffer, framing: framing, flush: true)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        writer?.connectionClosed()
-        if let session { server.connectionClosed(session) }
-        session = nil
-        context.fireChannelInactive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        framer.process(&buffer, allocator: context.channel.allocator) { line in
-            switch line {
-            case .line(let line): handleLine(line)
-            case .tooLong: session?.receive(.error(ProtocolError(.tooLong, "line longer than \(maxLineBytes) bytes (discarded)")))
-            }
-        }
-    }
-
-    private func handleLine(_ line: ByteBuffer) {
+    override func received(line: ByteBuffer) {
         guard line.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) else {
             return // blank lines are ignored
         }
@@ -91,24 +42,6 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         case .success(let frame): session?.receive(.frame(frame))
         case .failure(let error): session?.receive(.error(error))
         }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        writer?.flush()
-        context.fireChannelReadComplete()
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable {
-            session?.slowConsumer()
-        }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        server.logger.debug("connection error: \(error)")
-        writer?.connectionClosed()
-        context.close(promise: nil)
     }
 
     // MARK: SessionOutput
@@ -184,24 +117,10 @@ final class NativeConnection: ChannelInboundHandler, SessionOutput, @unchecked S
         }
     }
 
-    var sharedWriter: ConnectionWriter? { writer }
-
-    func flush() {
-        writer?.flush()
-    }
-
-    func close() {
-        writer?.close()
-    }
-
     func sendFinalError(_ error: ProtocolError, within allowance: TimeAmount) {
         guard let writer else { return }
         var frame = writer.allocator.buffer(capacity: 128)
         ServerFrame.error(error, into: &frame)
-        writer.writeLastAndClose(frame, framing: framing, within: allowance)
-    }
-
-    func setReading(_ isReading: Bool) {
-        context?.setReading(isReading)
+        writeFinal(frame, within: allowance)
     }
 }

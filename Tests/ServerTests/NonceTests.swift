@@ -41,7 +41,13 @@ import Testing
                     try alice.join("lobby")
                     alice.send(["type": "say", "room": "lobby", "text": "said in round \(round)", "nonce": nonce, "id": 1])
                 } // the connection closes here, its acknowledgement unread
-                let again = try server.user("alice\(round)")
+                // The name is free once the server has noticed the close.
+                var again = try server.client()
+                try await waitUntil("alice\(round)'s name is free again") {
+                    if try again.loginAnswer("alice\(round)", accountPassword: nil).type == "welcome" { return true }
+                    again = try server.client()
+                    return false
+                }
                 try again.join("lobby", extra: ["history": 0])
                 let answer = try again.request(["type": "say", "room": "lobby", "text": "said in round \(round)", "nonce": nonce])
                 #expect(answer.type == "message" && answer.text == "said in round \(round)")

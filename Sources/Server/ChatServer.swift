@@ -125,13 +125,13 @@ public final class ChatServer: Sendable {
             }
             let server = configuration.server
             let listener = try listen(server.host, server.port, tls: server.tls) { pipeline, socket in
-                try pipeline.addHandler(NativeConnection(server: context, socket: socket))
+                try pipeline.addHandler(LineConnection(NativeConnection(server: context), server: context, socket: socket))
             }
             let port = listener.port
             var ircListener: SocketListener?
             if configuration.irc.enabled {
                 ircListener = try listen(configuration.irc.host, configuration.irc.port, tls: configuration.irc.tls) { pipeline, socket in
-                    try pipeline.addHandler(IRCConnection(server: context, socket: socket))
+                    try pipeline.addHandler(LineConnection(IRCConnection(server: context), server: context, socket: socket))
                 }
             }
             var webListener: SocketListener?

@@ -7,12 +7,17 @@ import Storage
 /// `LineFramer`, parsed by `IRCMessage`, registration and capability negotiation here, every chat
 /// request handed to the connection's `Session` as the protocol-neutral request it is, and every
 /// answer written back as numerics and lines (SPEC.md, IRC). Touched only on its event loop.
-final class IRCConnection: LineConnection, SessionOutput, @unchecked Sendable {
+final class IRCConnection: LineFace, @unchecked Sendable {
     /// RFC 1459's 512 bytes for the line, and IRCv3's 4,096 for a client's tags.
     static let maxBodyBytes = 512
     static let maxLineBytes = 4096 + 512
 
+    let server: ServerContext
     let serverName: String
+    let framing: Framing
+    var maxLineBytes: Int { Self.maxLineBytes }
+    private(set) var writer: ConnectionWriter?
+    private(set) var session: Session?
 
     // Registration.
     var password: String?
@@ -45,9 +50,10 @@ final class IRCConnection: LineConnection, SessionOutput, @unchecked Sendable {
     var joinsAwaitingReplay: [String: Int64] = [:]
     var nextBatchID = 0
 
-    init(server: ServerContext, framing: Framing = .lines, socket: CInt? = nil) {
+    init(server: ServerContext, framing: Framing = .lines) {
+        self.server = server
+        self.framing = framing
         self.serverName = server.configuration.server.name
-        super.init(server: server, framing: framing, socket: socket, maxLineBytes: Self.maxLineBytes)
     }
 
     /// The nick the client has now: the session's name once logged in.
@@ -66,31 +72,41 @@ final class IRCConnection: LineConnection, SessionOutput, @unchecked Sendable {
 
     // MARK: The connection
 
-    override var logName: String { "irc connection" }
+    var logName: String { "irc connection" }
 
-    override func started(_ session: Session, context: ChannelHandlerContext) {
+    func attach(_ writer: ConnectionWriter) {
+        self.writer = writer
+    }
+
+    func detach() {
+        writer = nil
+    }
+
+    func started(_ session: Session, context: ChannelHandlerContext) {
+        self.session = session
         // IRC over WebSocket counts as a web connection (the WebSocket bridge counts it).
         if framing == .lines { server.ircConnections.wrappingAdd(1, ordering: .relaxed) }
     }
 
-    override func refused(_ reason: String) {
+    func refused(_ reason: String) {
         sendLine(IRCMessage(command: "ERROR", parameters: ["Closing link: \(reason)"]))
     }
 
-    override func ending(_ session: Session) {
+    func ending(_ session: Session) {
         if awayMessage != nil {
             let key = Names.userKey(nick)
             server.awayMessages.withLock { $0[key] = nil }
         }
         if framing == .lines { server.ircConnections.wrappingSubtract(1, ordering: .relaxed) }
         pending = [:]
+        self.session = nil
     }
 
-    override func receivedTooLongLine() {
+    func receivedTooLongLine() {
         reply("417", ["Input line was too long"])
     }
 
-    override func received(line: ByteBuffer) {
+    func received(line: ByteBuffer) {
         handleLine(line)
     }
 
@@ -493,6 +509,6 @@ final class IRCConnection: LineConnection, SessionOutput, @unchecked Sendable {
         guard let writer else { return }
         var line = writer.allocator.buffer(capacity: 128)
         line.writeString(IRCMessage(command: "ERROR", parameters: ["Closing link: \(error.message)"]).serialized() + "\r\n")
-        writeFinal(line, within: allowance)
+        writer.writeLastAndClose(line, framing: framing, within: allowance)
     }
 }

@@ -2,34 +2,53 @@ import ChatProtocol
 import NIOCore
 import Storage
 
-/// The native wire protocol on one connection: JSON objects on lines (`LineConnection` frames
-/// them), decoded into requests for the connection's `Session`, and its answers encoded back.
-final class NativeConnection: LineConnection, SessionOutput, @unchecked Sendable {
-    private let maxLineBytes: Int
+/// The native wire protocol on a `LineConnection`: JSON objects on lines, decoded into requests
+/// for the connection's `Session`, and its answers encoded back.
+final class NativeConnection: LineFace, @unchecked Sendable {
+    private let server: ServerContext
+    private let framing: Framing
+    let maxLineBytes: Int
+    private(set) var writer: ConnectionWriter?
+    private var session: Session?
 
-    init(server: ServerContext, framing: Framing = .lines, socket: CInt? = nil) {
+    init(server: ServerContext, framing: Framing = .lines) {
+        self.server = server
+        self.framing = framing
         self.maxLineBytes = server.configuration.limits.maxLineBytes
-        super.init(server: server, framing: framing, socket: socket, maxLineBytes: maxLineBytes)
     }
 
     var wireFormat: WireFormat { WireFormat(syntax: .native, framing: framing) }
+    var logName: String { "connection" }
 
-    override func started(_ session: Session, context: ChannelHandlerContext) {
+    func attach(_ writer: ConnectionWriter) {
+        self.writer = writer
+    }
+
+    func detach() {
+        writer = nil
+    }
+
+    func ending(_ session: Session) {
+        self.session = nil
+    }
+
+    func started(_ session: Session, context: ChannelHandlerContext) {
+        self.session = session
         var buffer = context.channel.allocator.buffer(capacity: 96)
         ServerFrame.greeting(server: server.configuration.server.name, passwordRequired: server.reloadable.withLock { $0.password != nil },
                              into: &buffer)
         writer?.write(lines: buffer, framing: framing, flush: true)
     }
 
-    override func refused(_ reason: String) {
+    func refused(_ reason: String) {
         sendError(ProtocolError(.serverFull, reason))
     }
 
-    override func receivedTooLongLine() {
+    func receivedTooLongLine() {
         session?.receive(.error(ProtocolError(.tooLong, "line longer than \(maxLineBytes) bytes (discarded)")))
     }
 
-    override func received(line: ByteBuffer) {
+    func received(line: ByteBuffer) {
         guard line.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) else {
             return // blank lines are ignored
         }
@@ -121,6 +140,6 @@ final class NativeConnection: LineConnection, SessionOutput, @unchecked Sendable
         guard let writer else { return }
         var frame = writer.allocator.buffer(capacity: 128)
         ServerFrame.error(error, into: &frame)
-        writeFinal(frame, within: allowance)
+        writer.writeLastAndClose(frame, framing: framing, within: allowance)
     }
 }

@@ -53,9 +53,9 @@ struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxLineBytes + 1024)))
             try pipeline.addHandler(WebSocketBridge(server: server))
             if irc {
-                try pipeline.addHandler(IRCConnection(server: server, framing: .webSocket))
+                try pipeline.addHandler(LineConnection(IRCConnection(server: server, framing: .webSocket), server: server))
             } else {
-                try pipeline.addHandler(NativeConnection(server: server, framing: .webSocket))
+                try pipeline.addHandler(LineConnection(NativeConnection(server: server, framing: .webSocket), server: server))
             }
         }
     }

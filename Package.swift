@@ -87,24 +87,61 @@ let package = Package(
             dependencies: ["ChatProtocol", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift6
         ),
-        // Connections, rooms, broadcast, history replay.
+        // The protocol-neutral core: rooms, sessions, fan-out, admission, the commit path, the
+        // line-connection shell and the direct write path. It knows no wire format: each face
+        // registers its own (WireFormat) and plugs its connections in (LineFace).
+        .target(
+            name: "ChatCore",
+            dependencies: [
+                "ChatProtocol", "ChatConfiguration", "Storage", "CServerSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSwift6
+        ),
+        // The native face: PROTOCOL.md's JSON lines.
+        .target(
+            name: "NativeFace",
+            dependencies: ["ChatCore", "ChatProtocol", "Storage", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        // The IRC face: RFC 1459/2812 with IRCv3 (SPEC.md, IRC).
+        .target(
+            name: "IRCFace",
+            dependencies: ["ChatCore", "ChatProtocol", "IRCProtocol", "Storage", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSwift6
+        ),
+        // The web face: the page (web/, embedded), HTTP and the WebSocket carrying either
+        // line protocol.
+        .target(
+            name: "WebFace",
+            dependencies: [
+                "ChatCore", "NativeFace", "IRCFace",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSwift6,
+            plugins: ["EmbedFiles"]
+        ),
+        // The server as one piece: the listeners of every face, metrics, TLS, shutdown.
         .target(
             name: "Server",
             dependencies: [
-                "ChatProtocol", "ChatConfiguration", "Storage", "IRCProtocol", "CServerSupport",
+                "ChatCore", "NativeFace", "IRCFace", "WebFace",
+                "ChatProtocol", "ChatConfiguration", "Storage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            swiftSettings: strictSwift6,
-            plugins: ["EmbedFiles"]
+            swiftSettings: strictSwift6
         ),
         // A client library speaking the native protocol: used by chat-client, chat-bench and tests.
         .target(
@@ -207,7 +244,8 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Storage", "ChatProtocol", "ChatConfiguration", "ChatClient", "ChatTestSupport", "IRCProtocol",
+                "Server", "ChatCore", "NativeFace", "IRCFace", "WebFace",
+                "Storage", "ChatProtocol", "ChatConfiguration", "ChatClient", "ChatTestSupport", "IRCProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -4,7 +4,7 @@ import PackagePlugin
 /// Compiles files of the package into a target as Swift string literals, so the executables carry
 /// them wherever they are copied (no resource bundle): the SQLite migrations (`migrations/*.sql`)
 /// into Storage, the PostgreSQL ones (`migrations/postgres/*.sql`) into PostgresStorage, and the
-/// browser client (`web/`: HTML, CSS, JavaScript written by hand) into Server.
+/// browser client (`web/`: HTML, CSS, JavaScript written by hand) into WebFace.
 /// SwiftPM asks the plugin for its commands again only when the package changes: after adding a
 /// file (a new migration) to an existing build folder, `touch Package.swift` before building, or
 /// the build goes on embedding the old list. A fresh clone is always right.
@@ -14,7 +14,7 @@ struct EmbedFiles: BuildToolPlugin {
     static let embeddings: [String: (folder: String, extensions: Set<String>, enumName: String)] = [
         "Storage": ("migrations", ["sql"], "EmbeddedMigrations"),
         "PostgresStorage": ("migrations/postgres", ["sql"], "EmbeddedMigrations"),
-        "Server": ("web", ["html", "css", "js", "svg", "webmanifest"], "EmbeddedWebClient"),
+        "WebFace": ("web", ["html", "css", "js", "svg", "webmanifest"], "EmbeddedWebClient"),
     ]
 
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {

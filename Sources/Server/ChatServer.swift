@@ -1,3 +1,7 @@
+import ChatCore
+import IRCFace
+import NativeFace
+import WebFace
 import ChatConfiguration
 import ChatProtocol
 import Logging
@@ -14,7 +18,7 @@ public final class ChatServer: Sendable {
     /// Messages one connection may have handed to the writer and not yet committed. Its next
     /// requests wait (and its socket is not read) until one commits, so the writer's queue holds
     /// at most this many of anyone's messages and a flood cannot push everybody else back.
-    public static let maxUncommittedMessagesPerConnection = 32
+    public static let maxUncommittedMessagesPerConnection = Session.pendingSaysLimit
 
     /// Where the server listens (the real port when configured with port 0).
     public let host: String
@@ -74,6 +78,8 @@ public final class ChatServer: Sendable {
             let feed = await startFeed(context: context)
             let limits = configuration.limits
             let directWrites = configuration.server.directWrites
+            let ircState = IRCServerState()
+            for transport in ["irc", "websocket"] { context.transports.declare(transport) }
             // Every listener accepts on a thread of its own (`SocketListener`) and hands each
             // connection to the next event loop with the same socket options and limits, TLS when
             // that listener asks for it, and the handlers of its protocol. Those get the socket
@@ -131,7 +137,7 @@ public final class ChatServer: Sendable {
             var ircListener: SocketListener?
             if configuration.irc.enabled {
                 ircListener = try listen(configuration.irc.host, configuration.irc.port, tls: configuration.irc.tls) { pipeline, socket in
-                    try pipeline.addHandler(LineConnection(IRCConnection(server: context), server: context, socket: socket))
+                    try pipeline.addHandler(LineConnection(IRCConnection(server: context, state: ircState), server: context, socket: socket))
                 }
             }
             var webListener: SocketListener?
@@ -148,7 +154,7 @@ public final class ChatServer: Sendable {
                     let idle = NIOLoopBound(IdleStateHandler(readTimeout: .seconds(30)), eventLoop: pipeline.eventLoop)
                     let admitted = NIOLoopBound(page, eventLoop: pipeline.eventLoop)
                     let upgrade: NIOHTTPServerUpgradeConfiguration = (
-                        upgraders: [WebSocketUpgrader(server: context, isAdmitted: { admitted.value.isAdmitted })],
+                        upgraders: [WebSocketUpgrader(server: context, ircState: ircState, isAdmitted: { admitted.value.isAdmitted })],
                         completionHandler: { context in
                             context.pipeline.syncOperations.removeHandler(page, promise: nil)
                             context.pipeline.syncOperations.removeHandler(idle.value, promise: nil)
@@ -211,8 +217,8 @@ public final class ChatServer: Sendable {
     private static func startMetricsListener(context: ServerContext, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
         let metrics = context.configuration.metrics
         let scrape: @Sendable () -> [UInt8] = {
-            context.metrics.scrape(connections: context.registry.connectionCount, ircConnections: context.ircConnections.load(ordering: .relaxed),
-                                   webSockets: context.webSockets.load(ordering: .relaxed), sessions: context.registry.sessionCount,
+            context.metrics.scrape(connections: context.registry.connectionCount, byTransport: context.transports.snapshot,
+                                   sessions: context.registry.sessionCount,
                                    rooms: context.roomCount.load(ordering: .relaxed), writerQueue: context.database.writerQueueDepth)
         }
         return try await ServerBootstrap(group: group)

@@ -2,7 +2,8 @@ import ChatTestSupport
 import Foundation
 import NIOCore
 import NIOPosix
-@testable import Server
+import ChatCore
+import Server
 import Synchronization
 import Testing
 #if canImport(Glibc)

@@ -4,7 +4,8 @@ import Glibc
 #endif
 import NIOCore
 import NIOPosix
-@testable import Server
+import ChatCore
+import Server
 import Testing
 
 @Suite struct PasswordCheckerTests {

@@ -24,23 +24,25 @@ public final class ChatServer: Sendable {
     public let host: String
     public let port: Int
 
-    private let context: ServerContext
-    private let group: MultiThreadedEventLoopGroup
-    private let listener: SocketListener
-    private let periodicTasks: [RepeatedTask]
+    let context: ServerContext
+    let group: MultiThreadedEventLoopGroup
+    let listener: SocketListener
+    let periodicTasks: [RepeatedTask]
     /// On a shared store: the task following every node's commits.
-    private let feed: Task<Void, Never>?
-    private let isShutDown = Mutex(false)
+    let feed: Task<Void, Never>?
+    /// Every long-running part, in the order they start: run them in one `ServiceGroup`, which
+    /// stops them in reverse (`ChatServer+Services`).
+    public let services: [ServerPart]
     private let tls: ServerTLS?
-    private let metricsListener: (any Channel)?
+    let metricsListener: (any Channel)?
     /// Where `/metrics` is served (the real port when configured with 0), when enabled.
     public var metricsPort: Int? { metricsListener?.localAddress?.port }
 
-    private let ircListener: SocketListener?
+    let ircListener: SocketListener?
     /// Where the IRC listener listens (the real port when configured with 0), when enabled.
     public var ircPort: Int? { ircListener?.port }
 
-    private let webListener: SocketListener?
+    let webListener: SocketListener?
     /// Where the web listener (the browser client, `/ws`, `/healthz`) listens, when enabled.
     public var webPort: Int? { webListener?.port }
 
@@ -58,6 +60,8 @@ public final class ChatServer: Sendable {
         self.group = group
         self.listener = listener
         self.periodicTasks = periodicTasks
+        self.services = Self.parts(context: context, group: group, feed: feed, periodicTasks: periodicTasks, listener: listener,
+                                   ircListener: ircListener, webListener: webListener, metricsListener: metricsListener)
     }
 
     /// Opens the database, creates the configured rooms and starts listening.
@@ -266,50 +270,6 @@ public final class ChatServer: Sendable {
         }
     }
 
-    /// Stops the server gracefully: no new connections; what clients sent is committed and
-    /// delivered; every client gets `shutdown` and is closed; read markers are saved; the
-    /// database is closed. Safe to call more than once.
-    public func shutdown(reason: String = "server is shutting down") async {
-        let alreadyShutDown = isShutDown.withLock { isShutDown in
-            defer { isShutDown = true }
-            return isShutDown
-        }
-        guard !alreadyShutDown else { return }
-        context.logger.info("shutting down: \(reason)")
-        for task in periodicTasks { task.cancel() }
-        await listener.close()
-        await ircListener?.close()
-        await webListener?.close()
-        try? await metricsListener?.close()
-        // Commit what was handed in, then let it reach the rooms and, one hop later, the members.
-        try? await context.database.waitForPendingWrites()
-        await context.feedDelivered()
-        await barrier()
-        await barrier()
-        for shard in context.shards {
-            try? await shard.eventLoop.submit {
-                for session in Array(shard.sessions.values) { session.sendShutdown(reason: reason) }
-            }.get()
-        }
-        // The departures queued read-marker writes on the room loops; let them reach the writer.
-        await barrier()
-        try? await context.database.waitForPendingWrites()
-        feed?.cancel()
-        await feed?.value
-        context.database.close()
-        try? await context.threadPool.shutdownGracefully()
-        await context.passwordChecker.shutdown()
-        try? await group.shutdownGracefully()
-        context.logger.info("stopped")
-    }
-
-    /// Returns once every event loop has run everything queued on it before this call.
-    private func barrier() async {
-        for loop in context.loops {
-            try? await loop.submit {}.get()
-        }
-    }
-
     /// Applies what can change while the server runs (SIGHUP): the server password, the MOTD and
     /// the TLS certificate and key (read again from their files). Connections stay up; logins and
     /// connections from now on see the new values. Returns the keys that changed.
@@ -337,21 +297,6 @@ public final class ChatServer: Sendable {
 
     /// The number of open client connections.
     public var connectionCount: Int { context.registry.connectionCount }
-}
-
-/// The server as a `Service` of a `ServiceGroup`: runs until graceful shutdown (SIGINT/SIGTERM),
-/// then shuts the server down cleanly.
-public struct ChatServerService: Service {
-    public let server: ChatServer
-
-    public init(server: ChatServer) {
-        self.server = server
-    }
-
-    public func run() async throws {
-        try? await gracefulShutdown()
-        await server.shutdown()
-    }
 }
 
 /// A listener's bootstrap for one event loop, and where the accepting thread leaves a socket for

@@ -113,7 +113,7 @@ struct ChatServerCommand: AsyncParsableCommand {
         defer { reload.forEach { $0.cancel() } }
 
         let group = ServiceGroup(
-            services: [ChatServerService(server: server)],
+            services: server.services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -1,0 +1,36 @@
+import ChatProtocol
+import ChatTestSupport
+import Foundation
+import Logging
+import Server
+import ServiceLifecycle
+import Storage
+import Testing
+
+/// Every long-running part of the server is a `Service`; one `ServiceGroup` stops them in the
+/// reverse of `ChatServer.services`, so the shutdown order is the group's.
+@Suite struct ServiceGroupTests {
+    @Test func theServicesStopListenersFirstAndTheStoreAfterTheSessions() async throws {
+        let server = try await TestServer.start()
+        #expect(server.server.services.map(\.description) == [
+            "event loops", "password hashing", "store", "commit feed", "sessions", "maintenance", "chat listener",
+        ])
+        let group = ServiceGroup(services: server.server.services, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let running = Task { try await group.run() }
+        let alice = try server.user("alice")
+        try alice.join("lobby")
+        let said = try alice.say("before the stop")
+        await group.triggerGracefulShutdown()
+        // The session is told and closed only after what it said was delivered, and its read
+        // marker is saved before the store closes.
+        let frames = try alice.readUntilClosed()
+        #expect(frames.last?.type == "shutdown")
+        try await running.value
+        #expect(throws: (any Error).self, "the listener is closed") { try server.client().next() }
+        let reopened = try ChatDatabase.openReadOnly(path: server.folder + "/chat.sqlite")
+        let alicesRecord = try #require(try reopened.user(named: "alice"))
+        let lobby = try #require(try reopened.room(named: "lobby"))
+        #expect(try reopened.readMarker(userID: alicesRecord.id, roomID: lobby.id) == said.id)
+        await server.stop() // after the group: nothing is stopped twice
+    }
+}

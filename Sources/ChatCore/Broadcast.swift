@@ -22,8 +22,12 @@ package struct WireFormat: Hashable, Sendable {
         self.framing = framing
     }
 
+    /// The format as one integer (syntax and framing): what the fan-out compares per member, as
+    /// copying a format copies its encoding's existential.
+    package var key: Int { syntaxID << 8 | Int(framing.rawValue) }
+
     package static func == (lhs: WireFormat, rhs: WireFormat) -> Bool {
-        lhs.syntaxID == rhs.syntaxID && lhs.framing == rhs.framing
+        lhs.key == rhs.key
     }
 
     package func hash(into hasher: inout Hasher) {
@@ -86,7 +90,8 @@ package final class Broadcast: Sendable {
     package let lastMessageID: Int64?
     /// How many messages the run holds (0 for presence).
     package let messageCount: Int
-    private let encodings: [(format: WireFormat, run: EncodedRun)]
+    /// The run in each format, by the format's key.
+    private let encodings: [(key: Int, run: EncodedRun)]
 
     /// A run in one wire format: all of its events' frames, concatenated, as every member that
     /// has no personal event in it receives them.
@@ -120,7 +125,7 @@ package final class Broadcast: Sendable {
         self.messageCount = messageCount
         let needsOffsets = !personal.isEmpty
         encodings = formats.map { format in
-            (format, Self.encode(events, as: format, withOffsets: needsOffsets, allocator: allocator))
+            (format.key, Self.encode(events, as: format, withOffsets: needsOffsets, allocator: allocator))
         }
     }
 
@@ -133,7 +138,7 @@ package final class Broadcast: Sendable {
         encodings = other.encodings.map { encoding in
             var bytes = allocator.buffer(capacity: encoding.run.bytes.readableBytes)
             bytes.writeImmutableBuffer(encoding.run.bytes)
-            return (encoding.format, EncodedRun(bytes: bytes, offsets: encoding.run.offsets.map { $0 }))
+            return (encoding.key, EncodedRun(bytes: bytes, offsets: encoding.run.offsets.map { $0 }))
         }
     }
 
@@ -148,7 +153,8 @@ package final class Broadcast: Sendable {
     /// The run in `format` (which was among the formats it was built for).
     package func encoded(as format: WireFormat) -> EncodedRun {
         // One or two formats in practice: a scan beats hashing.
-        for encoding in encodings where encoding.format == format { return encoding.run }
+        let key = format.key
+        for encoding in encodings where encoding.key == key { return encoding.run }
         preconditionFailure("a run was not encoded for a format among its recipients")
     }
 

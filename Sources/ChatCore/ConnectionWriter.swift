@@ -22,7 +22,9 @@ import Glibc
 /// Between the descriptor's close and `channelInactive` the kernel may already have given its
 /// number to a new connection, so every `send`/`writev` first checks `channel.isActive`, which
 /// is false from before the first of those callouts; `channelInactive`, `close` and a failed
-/// hand-off also stop direct writes for good. `server.directWrites` false turns the path off.
+/// hand-off also stop direct writes for good. The fan-out's pass, a loop task of its own, is
+/// never inside those callouts and skips the check (`writeFromFanOut`). `server.directWrites`
+/// false turns the path off.
 /// Used on the connection's event loop only (asserted).
 package final class ConnectionWriter: @unchecked Sendable {
     package let context: ChannelHandlerContext
@@ -44,23 +46,47 @@ package final class ConnectionWriter: @unchecked Sendable {
 
     /// Writes `bytes`, and flushes with `flush`.
     package func write(_ bytes: ByteBuffer, flush: Bool) {
-        context.eventLoop.assertInEventLoop()
+        write(bytes, flush: flush, checksChannel: true)
+    }
+
+    /// `write` for the fan-out's per-member pass (`LoopOutbox`), which runs as an event-loop task
+    /// of its own and so never inside NIO's close: a close it causes (a failed write handed to
+    /// NIO) has finished, and stopped this writer, before the call returns. It skips the channel
+    /// check, whose three pointer hops to objects that are cold by a member's turn doubled the
+    /// user CPU of a delivery (docs/performance.md, issue 24).
+    package func writeFromFanOut(_ bytes: ByteBuffer, flush: Bool) {
+        write(bytes, flush: flush, checksChannel: false)
+    }
+
+    private func write(_ bytes: ByteBuffer, flush: Bool, checksChannel: Bool) {
+        // In debug builds only (an `assert`: release builds do not even touch the context).
+        assert(context.eventLoop.inEventLoop, "a ConnectionWriter is used on its event loop only")
         guard socket >= 0 else {
             if flush { context.writeAndFlush(NIOAny(bytes), promise: nil) } else { context.write(NIOAny(bytes), promise: nil) }
             return
         }
         guard isOpen else { return }
         if flush && unflushed.isEmpty && handedToNIO == 0 {
-            send(bytes) // the fan-out's steady state: one run, one member, one system call
+            send(bytes, checksChannel: checksChannel) // the fan-out's steady state: one run, one member, one system call
         } else {
             unflushed.append(bytes)
-            if flush { self.flush() }
+            if flush { self.flush(checksChannel: checksChannel) }
         }
     }
 
     /// Sends what was written since the last flush.
     package func flush() {
-        context.eventLoop.assertInEventLoop()
+        flush(checksChannel: true)
+    }
+
+    /// `flush` for the fan-out's pass (see `writeFromFanOut`).
+    package func flushFromFanOut() {
+        flush(checksChannel: false)
+    }
+
+    private func flush(checksChannel: Bool) {
+        // In debug builds only (an `assert`: release builds do not even touch the context).
+        assert(context.eventLoop.inEventLoop, "a ConnectionWriter is used on its event loop only")
         guard socket >= 0 else {
             context.flush()
             return
@@ -71,9 +97,9 @@ package final class ConnectionWriter: @unchecked Sendable {
         if handedToNIO > 0 {
             hand(buffers[...])
         } else if buffers.count == 1 {
-            send(buffers[0])
+            send(buffers[0], checksChannel: checksChannel)
         } else {
-            send(buffers)
+            send(buffers, checksChannel: checksChannel)
         }
     }
 
@@ -112,9 +138,10 @@ package final class ConnectionWriter: @unchecked Sendable {
     // MARK: The socket
 
     /// Whether the socket is still this connection's: NIO marks the channel inactive before it
-    /// runs any code of ours after closing the descriptor (see the type's comment).
-    private var socketIsLive: Bool {
-        guard isOpen, context.channel.isActive else {
+    /// runs any code of ours after closing the descriptor (see the type's comment). The fan-out's
+    /// pass need not ask the channel (`writeFromFanOut`).
+    private func socketIsLive(checksChannel: Bool) -> Bool {
+        guard isOpen, !checksChannel || context.channel.isActive else {
             isOpen = false
             return false
         }
@@ -122,10 +149,10 @@ package final class ConnectionWriter: @unchecked Sendable {
     }
 
     /// One buffer: `send`, NIO for whatever it did not take.
-    private func send(_ bytes: ByteBuffer) {
+    private func send(_ bytes: ByteBuffer, checksChannel: Bool) {
         let count = bytes.readableBytes
         guard count > 0 else { return }
-        guard socketIsLive else { return }
+        guard socketIsLive(checksChannel: checksChannel) else { return }
         let sent = bytes.withUnsafeReadableBytes { Glibc.send(socket, $0.baseAddress, count, CInt(MSG_NOSIGNAL)) }
         guard sent < count else { return }
         var rest = bytes
@@ -139,8 +166,8 @@ package final class ConnectionWriter: @unchecked Sendable {
     private static let maxVectors = 1024
 
     /// Several buffers: one `writev` (per `IOV_MAX` of them), NIO for whatever it did not take.
-    private func send(_ buffers: [ByteBuffer]) {
-        guard socketIsLive else { return }
+    private func send(_ buffers: [ByteBuffer], checksChannel: Bool) {
+        guard socketIsLive(checksChannel: checksChannel) else { return }
         var start = 0
         while start < buffers.count {
             let end = min(buffers.count, start + Self.maxVectors)

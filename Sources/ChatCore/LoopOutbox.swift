@@ -143,7 +143,7 @@ package final class LoopOutbox: Sendable {
     private func flush(_ touched: [Session]) {
         for session in touched {
             session.isAwaitingFlush = false
-            session.flush()
+            session.flushFromFanOut()
         }
     }
 
@@ -152,7 +152,8 @@ package final class LoopOutbox: Sendable {
     /// per member.
     private struct Run {
         let broadcast: Broadcast
-        var format: WireFormat?
+        /// The key of the format `shared` is in (-1: none yet).
+        var formatKey = -1
         var shared = ByteBuffer()
 
         init(_ broadcast: Broadcast) { self.broadcast = broadcast }
@@ -162,8 +163,8 @@ package final class LoopOutbox: Sendable {
         /// written and still needs a flush.
         mutating func deliver(to member: Subscription, flush: Bool) -> Session? {
             if broadcast.hasPersonalEvents(of: member.sessionID) { return member.deliver(broadcast, flush: flush) }
-            if format != member.format {
-                format = member.format
+            if formatKey != member.formatKey {
+                formatKey = member.formatKey
                 shared = broadcast.encoded(as: member.format).bytes
             }
             return member.deliverShared(broadcast, bytes: shared, flush: flush)

@@ -255,6 +255,11 @@ package final class Session: @unchecked Sendable {
         output?.flush()
     }
 
+    /// `flush` at the end of a fan-out pass (`ConnectionWriter.flushFromFanOut`).
+    package func flushFromFanOut() {
+        if let writer = output?.sharedWriter { writer.flushFromFanOut() } else { output?.flush() }
+    }
+
     /// A member that cannot keep up is disconnected before its backlog can grow without bound.
     package func checkBuffered(bytes: Int) {
         if bytes > server.configuration.limits.maxOutboundBytes { slowConsumer() }

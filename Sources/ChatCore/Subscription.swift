@@ -15,31 +15,35 @@ package final class Subscription: @unchecked Sendable {
         case closed
     }
 
-    package let room: RoomRecord
+    // The fields every delivery touches come first, so they share the cache lines the fan-out
+    // prefetches a few members ahead (`LoopOutbox.warm`); the rest follow.
     package let sessionID: Int
-    package let userKey: String
-    package let displayName: String
-    package let loopIndex: Int
-    /// The wire format of the session when it joined: what the room encodes runs in for it.
-    package let format: WireFormat
-    package let eventLoop: any EventLoop
-    /// Strong (a weak load per delivery costs measurably on the fan-out path); the cycle with the
-    /// session is broken when the subscription closes.
-    package var session: Session?
-    /// The session's wire adapter, straight: the per-member write skips a hop through the session
-    /// (one cold object less per member and run). Cleared with `session` on close.
-    private var output: (any SessionOutput)?
+    /// `format.key`, compared per member by the fan-out.
+    package let formatKey: Int
+    package var state = State.replaying(pending: [], bytes: 0)
     /// Where the run's shared bytes go for this member (`SessionOutput.sharedWriter`): the
     /// adapter is skipped too on the common path. A writer drops writes once its connection
     /// has closed; the session closes this subscription then too.
     private var sharedWriter: ConnectionWriter?
+    /// The newest message id of the room this session has been sent: its read marker.
+    package var lastSentID: Int64 = 0
+    /// Strong (a weak load per delivery costs measurably on the fan-out path); the cycle with the
+    /// session is broken when the subscription closes.
+    package var session: Session?
     /// Where the objects a shared write touches first live (`ConnectionWriter.writePathAddresses`):
     /// the fan-out prefetches them a few members ahead. Never dereferenced, so stale addresses are
     /// harmless (a prefetch does not fault).
     private let writePathAddresses: (UnsafeRawPointer, UnsafeRawPointer?, UnsafeRawPointer?)?
-    package var state = State.replaying(pending: [], bytes: 0)
-    /// The newest message id of the room this session has been sent: its read marker.
-    package var lastSentID: Int64 = 0
+    /// The session's wire adapter, straight: the per-member write skips a hop through the session
+    /// (one cold object less per member and run). Cleared with `session` on close.
+    private var output: (any SessionOutput)?
+    package let room: RoomRecord
+    package let userKey: String
+    package let displayName: String
+    package let loopIndex: Int
+    package let eventLoop: any EventLoop
+    /// The wire format of the session when it joined: what the room encodes runs in for it.
+    package let format: WireFormat
 
     package init(room: RoomRecord, session: Session) {
         self.room = room
@@ -48,6 +52,7 @@ package final class Subscription: @unchecked Sendable {
         self.displayName = session.userName
         self.loopIndex = session.loopIndex
         self.format = session.wireFormat
+        self.formatKey = session.wireFormat.key
         self.eventLoop = session.eventLoop
         self.session = session
         self.output = session.output
@@ -93,7 +98,7 @@ package final class Subscription: @unchecked Sendable {
     package func deliverShared(_ broadcast: Broadcast, bytes: ByteBuffer, flush: Bool) -> Session? {
         guard case .live = state, let writer = sharedWriter else { return deliver(broadcast, flush: flush) }
         if let id = broadcast.lastMessageID, id > lastSentID { lastSentID = id }
-        writer.write(bytes, flush: flush)
+        writer.writeFromFanOut(bytes, flush: flush)
         return flush ? nil : session
     }
 

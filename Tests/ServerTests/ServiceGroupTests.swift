@@ -20,10 +20,13 @@ import Testing
         let alice = try server.user("alice")
         try alice.join("lobby")
         let said = try alice.say("before the stop")
+        // The group's shutdown runs on Swift's concurrency pool: the socket is read on a thread
+        // of its own, not on one of the pool's few threads, which the group needs.
+        let reading = BackgroundThread { try alice.readUntilClosed() }
         await group.triggerGracefulShutdown()
         // The session is told and closed only after what it said was delivered, and its read
         // marker is saved before the store closes.
-        let frames = try alice.readUntilClosed()
+        let frames = try await reading.value
         #expect(frames.last?.type == "shutdown")
         try await running.value
         #expect(throws: (any Error).self, "the listener is closed") { try server.client().next() }

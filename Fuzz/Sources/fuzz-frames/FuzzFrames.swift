@@ -10,7 +10,7 @@ public func fuzzFrames(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         switch frame.request {
         case .login(let name, _, _): _ = Names.isValidUserName(name, maximumLength: 32)
         case .join(let room, _), .leave(let room), .who(let room): _ = Names.canonicalRoom(room)
-        case .say(_, let text, _, _): _ = Names.problem(withText: text, maximumBytes: 2000)
+        case .say(_, let text, _, _, _): _ = Names.problem(withText: text, maximumBytes: 2000)
         default: break
         }
     }

@@ -16,7 +16,9 @@ import Testing
             "event loops", "password hashing", "store", "commit feed", "sessions", "maintenance", "chat listener",
         ])
         let group = ServiceGroup(services: server.server.services, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
-        let running = Task { try await group.run() }
+        // The group runs on threads of its own: the suite's other tests block the concurrency
+        // pool's few threads in socket reads, and the shutdown must not wait for them.
+        let running = Task(executorPreference: QueueExecutor.shared) { try await group.run() }
         let alice = try server.user("alice")
         try alice.join("lobby")
         let said = try alice.say("before the stop")
@@ -35,5 +37,16 @@ import Testing
         let lobby = try #require(try reopened.room(named: "lobby"))
         #expect(try reopened.readMarker(userID: alicesRecord.id, roomID: lobby.id) == said.id)
         await server.stop() // after the group: nothing is stopped twice
+    }
+}
+
+/// A task executor on a dispatch queue of its own, off Swift's concurrency pool.
+final class QueueExecutor: TaskExecutor {
+    static let shared = QueueExecutor()
+    private let queue = DispatchQueue(label: "service-group-test", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

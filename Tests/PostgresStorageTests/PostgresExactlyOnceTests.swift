@@ -29,7 +29,9 @@ import Testing
     @Test func aStalledCommitIsAnUnknownOutcomeAndTheResendIsStoredOnce() async throws {
         let cluster = try PostgresCluster.onSharedCluster()
         defer { cluster.stop() }
-        let store = cluster.store(connections: 4, commitDeadline: .seconds(1))
+        // Long enough for the nonce lookup before the append on a busy machine; the append then
+        // waits for the lock past it.
+        let store = cluster.store(connections: 4, commitDeadline: .seconds(3))
         try await store.migrate()
         let alice = try await store.userID(named: "alice")
         let lobby = try await store.roomID(named: "lobby")

@@ -27,7 +27,7 @@ package extension Session {
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
-        owesAck(in: room.name)
+        owesAck()
         server.database.appendMessage(draft) { [weak self] result in
             settle()
             switch result {
@@ -44,8 +44,7 @@ package extension Session {
                                           from: user.name, kind: kind, text: text)
                 server.committed(message, author: author)
             case .failure(let error):
-                self?.answerFromWriter(Self.storeFailure(error, storing: "a message of \(user.name) in #\(room.name)", logger: server.logger, re: re),
-                                       settlingAckIn: room.name)
+                self?.answerFromWriter(Self.storeFailure(error, storing: "a message of \(user.name) in #\(room.name)", logger: server.logger, re: re))
             }
         }
     }
@@ -62,7 +61,7 @@ package extension Session {
         let author = RoomEvent.Author(sessionID: id, re: re, isAccount: isAccount, clientTags: clientTags)
         let server = self.server
         let settle = trackPendingSay()
-        owesAck(in: "")
+        owesAck()
         server.database.appendDirectMessage(from: user, to: recipient, kind: kind, text: text, nonce: nonce) { [weak self] result in
             settle()
             switch result {
@@ -79,11 +78,9 @@ package extension Session {
                                           from: user.name, to: committed.recipient.name, kind: kind, text: text)
                 server.committed(message, author: author)
             case .failure(StorageError.noSuchUser):
-                self?.answerFromWriter(ProtocolError(.noSuchUser, "there is no user \(recipient): nobody has logged in with that name", re: re),
-                                       settlingAckIn: "")
+                self?.answerFromWriter(ProtocolError(.noSuchUser, "there is no user \(recipient): nobody has logged in with that name", re: re))
             case .failure(let error):
-                self?.answerFromWriter(Self.storeFailure(error, storing: "a direct message of \(user.name) to \(recipient)", logger: server.logger, re: re),
-                                       settlingAckIn: "")
+                self?.answerFromWriter(Self.storeFailure(error, storing: "a direct message of \(user.name) to \(recipient)", logger: server.logger, re: re))
             }
         }
     }
@@ -180,12 +177,12 @@ package extension Session {
     }
 
     /// An error for a say the writer refused, sent from the session's loop: it stands for the
-    /// acknowledgement owed in `place`.
-    private func answerFromWriter(_ error: ProtocolError, settlingAckIn place: String) {
+    /// acknowledgement owed.
+    private func answerFromWriter(_ error: ProtocolError) {
         eventLoop.execute { [weak self] in
             self?.output?.sendError(error)
             self?.output?.flush()
-            self?.settleAcks(in: place)
+            self?.settleAck()
         }
     }
 }

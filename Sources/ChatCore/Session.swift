@@ -103,7 +103,7 @@ package final class Session: @unchecked Sendable {
     }
 
     /// Acknowledgements this session owes its client (Session+Acknowledgements.swift).
-    var acksOwed = AcksOwed()
+    var acksOwed = 0
 
     /// Written to by a loop outbox's drain and not yet flushed.
     package var isAwaitingFlush = false
@@ -150,7 +150,7 @@ package final class Session: @unchecked Sendable {
     package func receive(_ inbound: Inbound) {
         heard()
         if case .closed = phase { return }
-        if isBusy || inboxHead < inbox.count || isAtSayLimit || (acksOwed.total > 0 && !inbound.isSay) {
+        if isBusy || inboxHead < inbox.count || isAtSayLimit || (acksOwed > 0 && !inbound.isSay) {
             inbox.append(inbound)
             if inbox.count - inboxHead >= Self.inboxHighWater { pauseReading(.inbox) }
             return
@@ -178,7 +178,7 @@ package final class Session: @unchecked Sendable {
         while !isBusy, !isAtSayLimit, inboxHead < inbox.count {
             if case .closed = phase { return }
             let next = inbox[inboxHead]
-            if acksOwed.total > 0 && !next.isSay { break }
+            if acksOwed > 0 && !next.isSay { break }
             inboxHead += 1
             handle(next)
         }

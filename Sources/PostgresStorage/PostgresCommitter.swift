@@ -183,13 +183,13 @@ final class PostgresCommitter: Sendable {
         let found = try await PostgresStore.withDeadline(store.commitDeadline) { try await store.messages(holdingNonces: keys) }
         guard !found.isEmpty else { return resolved }
         let now = Timestamp.now()
-        var holders: [String: (id: Int64, timestamp: Int64, roomID: Int64, kind: MessageKind, text: String)] = [:]
+        var holders: [String: NonceHolder] = [:]
         var expired: [Int64] = []
-        for holder in found {
-            if holder.timestamp > now - nonceLifetime {
-                holders["\(holder.userID)/\(holder.nonce)"] = (holder.id, holder.timestamp, holder.roomID, holder.kind, holder.text)
+        for found in found {
+            if found.holder.holdsNonce(at: now) {
+                holders["\(found.userID)/\(found.nonce)"] = found.holder
             } else {
-                expired.append(holder.id)
+                expired.append(found.holder.id)
             }
         }
         let toClear = expired
@@ -200,12 +200,11 @@ final class PostgresCommitter: Sendable {
                 rest.append(entry)
                 continue
             }
-            guard holder.roomID == entry.draft.roomID else {
-                Self.fail(entry.job, StorageError.nonceReused(nonce: nonce))
-                continue
+            do {
+                Self.succeed(entry, try holder.answer(to: entry.draft, nonce: nonce))
+            } catch {
+                Self.fail(entry.job, error)
             }
-            Self.succeed(entry, CommittedMessage(id: holder.id, timestamp: holder.timestamp,
-                                                 original: OriginalMessage(kind: holder.kind, text: holder.text)))
         }
         return rest
     }

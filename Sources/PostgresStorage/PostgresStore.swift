@@ -296,9 +296,8 @@ public final class PostgresStore: SharedChatStore {
         return (0..<drafts.count).map { (answer.first + Int64($0), answer.stamp) }
     }
 
-    /// The messages that hold these (author, nonce) pairs: id, time, room, kind and text.
-    func messages(holdingNonces keys: [(userID: Int64, nonce: String)]) async throws
-        -> [(userID: Int64, nonce: String, id: Int64, timestamp: Int64, roomID: Int64, kind: MessageKind, text: String)] {
+    /// The messages that hold these (author, nonce) pairs, by author and nonce.
+    func messages(holdingNonces keys: [(userID: Int64, nonce: String)]) async throws -> [(userID: Int64, nonce: String, holder: NonceHolder)] {
         guard !keys.isEmpty else { return [] }
         let users = keys.map(\.userID), nonces = keys.map(\.nonce)
         let rows = try await client.query("""
@@ -306,9 +305,9 @@ public final class PostgresStore: SharedChatStore {
             FROM messages m JOIN unnest(\(users)::bigint[], \(nonces)::text[]) AS k(user_id, nonce)
                 ON m.user_id = k.user_id AND m.nonce = k.nonce
             """, logger: logger)
-        var found: [(userID: Int64, nonce: String, id: Int64, timestamp: Int64, roomID: Int64, kind: MessageKind, text: String)] = []
+        var found: [(userID: Int64, nonce: String, holder: NonceHolder)] = []
         for try await row in rows.decode((Int64, String, Int64, Int64, Int64, Int16, String).self) {
-            found.append((row.0, row.1, row.2, row.3, row.4, Self.kind(row.5), row.6))
+            found.append((row.0, row.1, NonceHolder(id: row.2, timestamp: row.3, roomID: row.4, kind: Self.kind(row.5), text: row.6)))
         }
         return found
     }

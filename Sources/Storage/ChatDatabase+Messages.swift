@@ -27,6 +27,36 @@ public struct MessageDraft: Sendable, Equatable {
 /// How long a nonce keeps a message from being stored twice.
 public let nonceLifetime: Int64 = 24 * 3600 * 1000
 
+/// The message a store found holding a draft's nonce (the same author's), and what that means
+/// for the draft: SQLite and PostgreSQL decide it alike.
+public struct NonceHolder: Sendable {
+    public var id: Int64
+    public var timestamp: Int64
+    public var roomID: Int64
+    public var kind: MessageKind
+    public var text: String
+
+    public init(id: Int64, timestamp: Int64, roomID: Int64, kind: MessageKind, text: String) {
+        self.id = id
+        self.timestamp = timestamp
+        self.roomID = roomID
+        self.kind = kind
+        self.text = text
+    }
+
+    /// Whether it still holds the nonce at `now` (for 24 hours); else the nonce is free again.
+    public func holdsNonce(at now: Int64) -> Bool {
+        timestamp > now - nonceLifetime
+    }
+
+    /// The answer to `draft`, whose `nonce` this message holds: the message as committed, or
+    /// `StorageError.nonceReused` when it is in another room or conversation.
+    public func answer(to draft: MessageDraft, nonce: String) throws -> CommittedMessage {
+        guard roomID == draft.roomID else { throw StorageError.nonceReused(nonce: nonce) }
+        return CommittedMessage(id: id, timestamp: timestamp, original: OriginalMessage(kind: kind, text: text))
+    }
+}
+
 /// A message the same author had committed with the same nonce: what it said.
 public struct OriginalMessage: Sendable, Equatable {
     public var kind: MessageKind
@@ -79,12 +109,10 @@ extension ChatDatabase {
     static func insert(_ draft: MessageDraft, timestamp: Int64, _ db: Database) throws -> CommittedMessage {
         if let nonce = draft.nonce, let earlier = try Row.fetchOne(
             db, sql: "SELECT id, ts, room_id, kind, text FROM messages WHERE user_id = ? AND nonce = ?", arguments: [draft.userID, nonce]) {
-            let (id, ts, roomID): (Int64, Int64, Int64) = (earlier[0], earlier[1], earlier[2])
-            if ts > timestamp - nonceLifetime {
-                guard roomID == draft.roomID else { throw StorageError.nonceReused(nonce: nonce) }
-                return CommittedMessage(id: id, timestamp: ts, original: OriginalMessage(kind: MessageKind(rawValue: earlier[3]) ?? .text, text: earlier[4]))
-            }
-            try db.execute(sql: "UPDATE messages SET nonce = NULL WHERE id = ?", arguments: [id])
+            let holder = NonceHolder(id: earlier[0], timestamp: earlier[1], roomID: earlier[2],
+                                     kind: MessageKind(rawValue: earlier[3]) ?? .text, text: earlier[4])
+            if holder.holdsNonce(at: timestamp) { return try holder.answer(to: draft, nonce: nonce) }
+            try db.execute(sql: "UPDATE messages SET nonce = NULL WHERE id = ?", arguments: [holder.id])
         }
         let statement = try db.cachedStatement(
             sql: "INSERT INTO messages (room_id, user_id, kind, ts, text, nonce) VALUES (?, ?, ?, ?, ?, ?)")
